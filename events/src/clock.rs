@@ -42,7 +42,11 @@ impl ManualClock {
     }
     /// 2026-01-01T00:00:00Z: a fixed origin for tests and simulations.
     pub fn at_epoch() -> Self {
-        Self::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default())
+        Self::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
+        )
     }
     pub fn advance(&self, by: chrono::Duration) {
         let step = by.num_microseconds().unwrap_or(i64::MAX);
@@ -120,7 +124,10 @@ mod tests {
 
     #[test]
     fn seeded_ids_repeat_per_seed_and_differ_across_seeds() {
-        let a: Vec<_> = (0..4).map(|_| SeededIds::new(7)).map(|g| g.next_uuid()).collect();
+        let a: Vec<_> = (0..4)
+            .map(|_| SeededIds::new(7))
+            .map(|g| g.next_uuid())
+            .collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
         let g = SeededIds::new(7);
         let first = g.next_uuid();

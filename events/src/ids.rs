@@ -45,7 +45,8 @@ fn check_slug(kind: &'static str, s: &str) -> Result<(), IdError> {
             "must start with a lower-case letter or digit",
         ));
     }
-    if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')) {
+    if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+    {
         return Err(IdError::new(
             kind,
             s,
@@ -61,7 +62,10 @@ fn check_number(kind: &'static str, s: &str) -> Result<(), IdError> {
     if digits.is_empty() || digits.len() > 32 {
         return Err(IdError::new(kind, s, "must be 1 to 32 dial characters"));
     }
-    if !digits.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') {
+    if !digits
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+    {
         return Err(IdError::new(
             kind,
             s,
@@ -305,6 +309,12 @@ uuid_id!(
     /// An attachment (file) stored alongside a chat message or voicemail greeting.
     AttachmentId,
     "attachment id"
+);
+uuid_id!(
+    /// A media bridge inside a call: the legs mixed together at one time. An attended transfer
+    /// merges two bridges into one.
+    BridgeId,
+    "bridge id"
 );
 
 /// A stream's category: the aggregate kind (`extension`, `call`, …).

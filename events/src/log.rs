@@ -32,7 +32,9 @@ pub use store_url::{StoreOptions, StoreUrl, open};
 
 /// Position of an event in the whole log. Strictly increasing in commit order; gap-free for the
 /// SQLite, memory and PostgreSQL backends (KurrentDB uses its commit position, which has gaps).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct GlobalPosition(pub u64);
 
@@ -350,7 +352,7 @@ pub(crate) fn validate_append(stream: &StreamId, events: &[EventRecord]) -> Resu
 
 /// Integrity checksum of one stored event, over everything that identifies and describes it.
 /// Backends store it with the row and verify it on every read.
-pub(crate) fn checksum(stream: &StreamId, version: u64, r: &EventRecord) -> u32 {
+pub fn checksum(stream: &StreamId, version: u64, r: &EventRecord) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(stream.as_str().as_bytes());
     h.update(&version.to_le_bytes());
@@ -358,7 +360,13 @@ pub(crate) fn checksum(stream: &StreamId, version: u64, r: &EventRecord) -> u32 
     h.update(r.event_type.as_bytes());
     h.update(&r.schema_version.to_le_bytes());
     h.update(&r.occurred_at.timestamp_micros().to_le_bytes());
-    h.update(r.tenant.as_ref().map(|t| t.as_str()).unwrap_or("").as_bytes());
+    h.update(
+        r.tenant
+            .as_ref()
+            .map(|t| t.as_str())
+            .unwrap_or("")
+            .as_bytes(),
+    );
     h.update(&[0xff]);
     if let Some(c) = r.causation_id {
         h.update(c.as_uuid().as_bytes());
@@ -384,13 +392,12 @@ pub(crate) fn idempotent_outcome(
     events: &[EventRecord],
     existing: &[(EventId, StreamId, u64, GlobalPosition)],
 ) -> Result<AppendOutcome, LogError> {
-    let conflict = |(id, s, v, _): &(EventId, StreamId, u64, GlobalPosition)| {
-        LogError::EventIdConflict {
+    let conflict =
+        |(id, s, v, _): &(EventId, StreamId, u64, GlobalPosition)| LogError::EventIdConflict {
             event_id: *id,
             existing_stream: s.clone(),
             existing_version: *v,
-        }
-    };
+        };
     let Some(first) = existing.first() else {
         return Err(LogError::Backend {
             target: stream.to_string(),

@@ -1,0 +1,643 @@
+//! The embedded default backend: one SQLite file in the data directory, WAL mode, one writer
+//! thread with group commit, a small pool of reader connections.
+//!
+//! Durability: with `fsync_every_commit` (the default) the database runs `synchronous=FULL`, so
+//! every commit is fsynced before any append in it is acknowledged; appends that arrive while a
+//! commit is in flight are grouped into the next transaction (group commit), so many concurrent
+//! writers share one fsync. Without it, `synchronous=NORMAL`: commits survive a crash of the
+//! process but the last ones may be lost if the machine loses power before a WAL checkpoint.
+//!
+//! Positions are assigned inside the writer's `BEGIN IMMEDIATE` transaction from the current
+//! maximum, so they are gap-free and in commit order. Each request in a group runs under its own
+//! savepoint: a conflict rolls back that request only.
+//!
+//! Integrity: every row carries a crc32 checksum verified on read; opening verifies the file is
+//! a database, the schema is migrated and the newest records are intact (a torn or corrupted
+//! tail is reported, never silently skipped).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::{
+    AppendOutcome, CurrentVersion, EventLog, EventRecord, ExpectedVersion, GlobalPosition,
+    LogError, StoreOptions, StoredEvent, checksum, idempotent_outcome, to_micros, validate_append,
+};
+use crate::ids::{CorrelationId, EventId, StreamId, TenantId};
+
+mod embedded {
+    refinery::embed_migrations!("../migrations/sqlite");
+}
+
+/// How many queued appends one group commit takes at most.
+const MAX_GROUP: usize = 512;
+/// How many of the newest records are verified when the file is opened.
+const TAIL_CHECK: usize = 1024;
+
+const SELECT_COLUMNS: &str = "position, stream_id, version, event_id, event_type, schema_version, \
+     occurred_at, tenant, causation_id, correlation_id, payload, checksum";
+
+struct AppendRequest {
+    stream: StreamId,
+    expected: ExpectedVersion,
+    events: Vec<EventRecord>,
+    reply: oneshot::Sender<Result<AppendOutcome, LogError>>,
+}
+
+/// The embedded SQLite event log.
+pub struct SqliteLog {
+    path: PathBuf,
+    writer: Option<mpsc::Sender<AppendRequest>>,
+    writer_thread: Option<JoinHandle<()>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    head: watch::Sender<GlobalPosition>,
+}
+
+impl fmt::Debug for SqliteLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteLog")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteLog {
+    /// Opens (creating if needed) the log file at `path`, applies migrations and checks the tail.
+    pub async fn open(path: PathBuf, options: StoreOptions) -> Result<Self, LogError> {
+        let opened = {
+            let p = path.clone();
+            let options = options.clone();
+            tokio::task::spawn_blocking(move || open_blocking(&p, &options))
+                .await
+                .map_err(|e| LogError::Backend {
+                    target: describe(&path),
+                    detail: format!("opening task failed: {e}"),
+                })??
+        };
+        let (conn, head_position) = opened;
+        let (head, _) = watch::channel(head_position);
+        let (tx, rx) = mpsc::channel(4096);
+        let thread = {
+            let head = head.clone();
+            let target = describe(&path);
+            std::thread::Builder::new()
+                .name("sqlite-log-writer".into())
+                .spawn(move || writer_loop(conn, rx, head, target))
+                .map_err(|e| LogError::Backend {
+                    target: describe(&path),
+                    detail: format!("cannot start the writer thread: {e}"),
+                })?
+        };
+        tracing::info!(store = %describe(&path), head = %head_position, "event log opened");
+        Ok(Self {
+            path,
+            writer: Some(tx),
+            writer_thread: Some(thread),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            head,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking pool.
+    async fn with_reader<T, F>(&self, f: F) -> Result<T, LogError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &str) -> Result<T, LogError> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let target = describe(&path);
+            let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_reader(&path)?,
+            };
+            let out = f(&conn, &target);
+            let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| LogError::Backend {
+            target: describe(&self.path),
+            detail: format!("read task failed: {e}"),
+        })?
+    }
+}
+
+impl Drop for SqliteLog {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what it holds and exit; joining releases the
+        // file before anyone reopens it.
+        self.writer.take();
+        if let Some(t) = self.writer_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn describe(path: &Path) -> String {
+    format!("sqlite:{}", path.display())
+}
+
+fn sql_err(target: &str, e: rusqlite::Error) -> LogError {
+    use rusqlite::ffi::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => LogError::Corrupt {
+            target: target.to_owned(),
+            detail: e.to_string(),
+        },
+        Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => LogError::Backend {
+            target: target.to_owned(),
+            detail: format!("cannot open the file: {e}"),
+        },
+        _ => LogError::Backend {
+            target: target.to_owned(),
+            detail: e.to_string(),
+        },
+    }
+}
+
+fn configure(conn: &Connection, target: &str, fsync_every_commit: bool) -> Result<(), LogError> {
+    let sync = if fsync_every_commit { "FULL" } else { "NORMAL" };
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| sql_err(target, e))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(|e| sql_err(target, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(LogError::Backend {
+            target: target.to_owned(),
+            detail: format!("could not switch to WAL mode (got {mode})"),
+        });
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32000;"
+    ))
+    .map_err(|e| sql_err(target, e))
+}
+
+fn open_blocking(
+    path: &Path,
+    options: &StoreOptions,
+) -> Result<(Connection, GlobalPosition), LogError> {
+    let target = describe(path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| LogError::Backend {
+            target: target.clone(),
+            detail: format!("cannot create the data directory {}: {e}", dir.display()),
+        })?;
+    }
+    if path.is_dir() {
+        return Err(LogError::Backend {
+            target,
+            detail: "the path is a directory; give a file path such as data/ledgerline.db".into(),
+        });
+    }
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| sql_err(&target, e))?;
+    // The first real read of the header happens here: a non-database file fails now, clearly.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| sql_err(&target, e))?;
+    configure(&conn, &target, options.fsync_every_commit)?;
+    if options.migrate {
+        embedded::migrations::runner()
+            .run(&mut conn)
+            .map_err(|e| LogError::Migration {
+                target: target.clone(),
+                detail: e.to_string(),
+            })?;
+    }
+    let head = check_tail(&conn, &target)?;
+    Ok((conn, head))
+}
+
+/// Verifies the newest records and that positions below the head have no holes.
+fn check_tail(conn: &Connection, target: &str) -> Result<GlobalPosition, LogError> {
+    let (count, max): (i64, Option<i64>) = conn
+        .query_row("SELECT count(*), max(position) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(|e| sql_err(target, e))?;
+    let max = max.unwrap_or(0);
+    if count != max {
+        return Err(LogError::Corrupt {
+            target: target.to_owned(),
+            detail: format!(
+                "the log holds {count} events but its last position is {max}: records are missing"
+            ),
+        });
+    }
+    let after = (max - TAIL_CHECK as i64).max(0) as u64;
+    read_all_blocking(conn, target, GlobalPosition(after), TAIL_CHECK)?;
+    Ok(GlobalPosition(max as u64))
+}
+
+fn open_reader(path: &Path) -> Result<Connection, LogError> {
+    let target = describe(path);
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| sql_err(&target, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| sql_err(&target, e))?;
+    Ok(conn)
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<AppendRequest>,
+    head: watch::Sender<GlobalPosition>,
+    target: String,
+) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = rx.blocking_recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        let replies = commit_group(&mut conn, &target, &mut group);
+        match replies {
+            Ok((results, new_head)) => {
+                head.send_if_modified(|h| {
+                    let moved = new_head > *h;
+                    if moved {
+                        *h = new_head;
+                    }
+                    moved
+                });
+                for (req, res) in group.drain(..).zip(results) {
+                    let _ = req.reply.send(res);
+                }
+            }
+            Err(e) => {
+                tracing::error!(store = %target, error = %e, "group commit failed");
+                for req in group.drain(..) {
+                    let _ = req.reply.send(Err(LogError::Backend {
+                        target: target.clone(),
+                        detail: format!("commit failed: {e}"),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+type GroupResult = (Vec<Result<AppendOutcome, LogError>>, GlobalPosition);
+
+fn commit_group(
+    conn: &mut Connection,
+    target: &str,
+    group: &mut [AppendRequest],
+) -> Result<GroupResult, rusqlite::Error> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut head: i64 = tx.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+        r.get(0)
+    })?;
+    let mut results = Vec::with_capacity(group.len());
+    for req in group.iter_mut() {
+        let sp = tx.savepoint()?;
+        let before = head;
+        match apply(&sp, target, &mut head, req) {
+            Ok(out) => {
+                sp.commit()?;
+                results.push(Ok(out));
+            }
+            Err(e) => {
+                drop(sp); // rolls back this request only
+                head = before;
+                results.push(Err(e));
+            }
+        }
+    }
+    tx.set_drop_behavior(rusqlite::DropBehavior::Commit);
+    tx.commit()?;
+    Ok((results, GlobalPosition(head as u64)))
+}
+
+fn apply(
+    conn: &Connection,
+    target: &str,
+    head: &mut i64,
+    req: &AppendRequest,
+) -> Result<AppendOutcome, LogError> {
+    let stream = &req.stream;
+    let e = |err| sql_err(target, err);
+    // Idempotent retry: the first id is already stored.
+    let first_id = req.events[0].event_id;
+    let known: Option<i64> = conn
+        .prepare_cached("SELECT position FROM events WHERE event_id = ?1")
+        .and_then(|mut s| {
+            s.query_row(params![first_id.as_uuid().as_bytes()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(e)?;
+    if known.is_some() {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT event_id, stream_id, version, position FROM events WHERE event_id = ?1",
+            )
+            .map_err(e)?;
+        let mut existing = Vec::with_capacity(req.events.len());
+        for ev in &req.events {
+            let row = stmt
+                .query_row(params![ev.event_id.as_uuid().as_bytes()], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .optional()
+                .map_err(e)?;
+            if let Some((id, s, v, p)) = row {
+                existing.push((
+                    uuid_col(target, p, &id).map(EventId::from_uuid)?,
+                    parse_stream(target, p, &s)?,
+                    v as u64,
+                    GlobalPosition(p as u64),
+                ));
+            }
+        }
+        return idempotent_outcome(stream, &req.events, &existing);
+    }
+    let current: i64 = conn
+        .prepare_cached("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1")
+        .and_then(|mut s| s.query_row(params![stream.as_str()], |r| r.get(0)))
+        .map_err(e)?;
+    if !req.expected.admits(current as u64) {
+        return Err(LogError::WrongExpectedVersion {
+            stream: stream.clone(),
+            expected: req.expected,
+            actual: CurrentVersion(current as u64),
+        });
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (position, stream_id, version, event_id, event_type, schema_version, \
+             occurred_at, tenant, causation_id, correlation_id, payload, checksum) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .map_err(e)?;
+    let first_position = *head + 1;
+    for (i, ev) in req.events.iter().enumerate() {
+        let position = first_position + i as i64;
+        let version = current + 1 + i as i64;
+        let sum = checksum(stream, version as u64, ev);
+        let res = insert.execute(params![
+            position,
+            stream.as_str(),
+            version,
+            ev.event_id.as_uuid().as_bytes(),
+            ev.event_type,
+            ev.schema_version,
+            ev.occurred_at.timestamp_micros(),
+            ev.tenant.as_ref().map(|t| t.as_str()),
+            ev.causation_id.map(|c| c.as_uuid().into_bytes()),
+            ev.correlation_id.map(|c| c.as_uuid().into_bytes()),
+            ev.payload,
+            sum as i64,
+        ]);
+        if let Err(err) = res {
+            let is_constraint = matches!(
+                err.sqlite_error_code(),
+                Some(rusqlite::ffi::ErrorCode::ConstraintViolation)
+            );
+            let holder = if is_constraint {
+                conn.query_row(
+                    "SELECT stream_id, version FROM events WHERE event_id = ?1",
+                    params![ev.event_id.as_uuid().as_bytes()],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                )
+                .optional()
+                .map_err(e)?
+            } else {
+                None
+            };
+            if let Some((s, v)) = holder {
+                return Err(LogError::EventIdConflict {
+                    event_id: ev.event_id,
+                    existing_stream: parse_stream(target, 0, &s)?,
+                    existing_version: v as u64,
+                });
+            }
+            return Err(e(err));
+        }
+    }
+    let n = req.events.len() as i64;
+    *head += n;
+    Ok(AppendOutcome {
+        first_position: GlobalPosition(first_position as u64),
+        last_position: GlobalPosition(*head as u64),
+        next_expected: (current + n) as u64,
+    })
+}
+
+fn corrupt(target: &str, position: i64, detail: impl fmt::Display) -> LogError {
+    LogError::Corrupt {
+        target: target.to_owned(),
+        detail: format!("event at position {position}: {detail}"),
+    }
+}
+
+fn uuid_col(target: &str, position: i64, bytes: &[u8]) -> Result<Uuid, LogError> {
+    Uuid::from_slice(bytes).map_err(|_| corrupt(target, position, "an id column is not 16 bytes"))
+}
+
+fn parse_stream(target: &str, position: i64, s: &str) -> Result<StreamId, LogError> {
+    StreamId::parse(s).map_err(|e| corrupt(target, position, e))
+}
+
+fn row_to_event(target: &str, r: &rusqlite::Row<'_>) -> Result<StoredEvent, LogError> {
+    let position: i64 = r.get(0).map_err(|e| sql_err(target, e))?;
+    let bad = |e: rusqlite::Error| corrupt(target, position, e);
+    let stream = parse_stream(
+        target,
+        position,
+        r.get_ref(1).and_then(|v| Ok(v.as_str()?)).map_err(bad)?,
+    )?;
+    let version: i64 = r.get(2).map_err(bad)?;
+    let event_id = EventId::from_uuid(uuid_col(
+        target,
+        position,
+        r.get_ref(3).and_then(|v| Ok(v.as_blob()?)).map_err(bad)?,
+    )?);
+    let occurred_micros: i64 = r.get(6).map_err(bad)?;
+    let occurred_at = chrono::DateTime::from_timestamp_micros(occurred_micros)
+        .ok_or_else(|| corrupt(target, position, "occurred_at is out of range"))?;
+    let tenant = match r
+        .get_ref(7)
+        .map_err(bad)?
+        .as_str_or_null()
+        .map_err(|e| bad(e.into()))?
+    {
+        Some(t) => Some(TenantId::parse(t).map_err(|e| corrupt(target, position, e))?),
+        None => None,
+    };
+    let opt_uuid = |i: usize| -> Result<Option<Uuid>, LogError> {
+        match r
+            .get_ref(i)
+            .map_err(bad)?
+            .as_blob_or_null()
+            .map_err(|e| bad(e.into()))?
+        {
+            Some(b) => Ok(Some(uuid_col(target, position, b)?)),
+            None => Ok(None),
+        }
+    };
+    let record = EventRecord {
+        event_id,
+        event_type: r.get(4).map_err(bad)?,
+        schema_version: r.get(5).map_err(bad)?,
+        occurred_at,
+        tenant,
+        causation_id: opt_uuid(8)?.map(EventId::from_uuid),
+        correlation_id: opt_uuid(9)?.map(CorrelationId::from_uuid),
+        payload: r.get(10).map_err(bad)?,
+    };
+    let stored_sum: i64 = r.get(11).map_err(bad)?;
+    let version = version as u64;
+    if checksum(&stream, version, &record) as i64 != stored_sum {
+        return Err(corrupt(
+            target,
+            position,
+            "checksum mismatch (the record was altered or torn)",
+        ));
+    }
+    Ok(StoredEvent {
+        position: GlobalPosition(position as u64),
+        stream,
+        version,
+        record,
+    })
+}
+
+fn read_all_blocking(
+    conn: &Connection,
+    target: &str,
+    after: GlobalPosition,
+    max: usize,
+) -> Result<Vec<StoredEvent>, LogError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {SELECT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+        ))
+        .map_err(|e| sql_err(target, e))?;
+    let mut rows = stmt
+        .query(params![after.0 as i64, max as i64])
+        .map_err(|e| sql_err(target, e))?;
+    let mut out = Vec::with_capacity(max.min(4096));
+    while let Some(r) = rows.next().map_err(|e| sql_err(target, e))? {
+        out.push(row_to_event(target, r)?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl EventLog for SqliteLog {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        mut events: Vec<EventRecord>,
+    ) -> Result<AppendOutcome, LogError> {
+        validate_append(stream, &events)?;
+        for ev in &mut events {
+            ev.occurred_at = to_micros(ev.occurred_at);
+        }
+        let closed = || LogError::Closed {
+            target: describe(&self.path),
+        };
+        let writer = self.writer.as_ref().ok_or_else(closed)?;
+        let (reply, rx) = oneshot::channel();
+        writer
+            .send(AppendRequest {
+                stream: stream.clone(),
+                expected,
+                events,
+                reply,
+            })
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        let stream = stream.clone();
+        self.with_reader(move |conn, target| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {SELECT_COLUMNS} FROM events WHERE stream_id = ?1 AND version > ?2 \
+                     ORDER BY version LIMIT ?3"
+                ))
+                .map_err(|e| sql_err(target, e))?;
+            let mut rows = stmt
+                .query(params![stream.as_str(), after as i64, max as i64])
+                .map_err(|e| sql_err(target, e))?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(|e| sql_err(target, e))? {
+                out.push(row_to_event(target, r)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        max: usize,
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        self.with_reader(move |conn, target| read_all_blocking(conn, target, after, max))
+            .await
+    }
+
+    async fn head(&self) -> Result<GlobalPosition, LogError> {
+        self.with_reader(|conn, target| {
+            conn.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|p| GlobalPosition(p as u64))
+            .map_err(|e| sql_err(target, e))
+        })
+        .await
+    }
+
+    fn wake_ups(&self) -> watch::Receiver<GlobalPosition> {
+        self.head.subscribe()
+    }
+
+    fn describe(&self) -> String {
+        describe(&self.path)
+    }
+}

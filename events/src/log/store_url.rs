@@ -35,7 +35,9 @@ impl StoreUrl {
         if let Some(path) = s.strip_prefix("sqlite:") {
             let path = path.strip_prefix("//").unwrap_or(path);
             if path.is_empty() {
-                return Err(bad("sqlite: needs a file path, e.g. sqlite:data/ledgerline.db"));
+                return Err(bad(
+                    "sqlite: needs a file path, e.g. sqlite:data/ledgerline.db",
+                ));
             }
             return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
         }
@@ -51,7 +53,9 @@ impl StoreUrl {
         ] {
             if let Some(rest) = s.strip_prefix(scheme) {
                 if rest.is_empty() || rest.starts_with('?') {
-                    return Err(bad("a KurrentDB address needs a host, e.g. kurrentdb://127.0.0.1:2113?tls=false"));
+                    return Err(bad(
+                        "a KurrentDB address needs a host, e.g. kurrentdb://127.0.0.1:2113?tls=false",
+                    ));
                 }
                 return Ok(StoreUrl::KurrentDb(s.to_owned()));
             }
@@ -114,9 +118,15 @@ impl std::str::FromStr for PgUrlCheck {
     fn from_str(s: &str) -> Result<Self, String> {
         let rest = s.split_once("://").map(|(_, r)| r).unwrap_or_default();
         let authority = rest.split(['/', '?']).next().unwrap_or_default();
-        let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+        let host = authority
+            .rsplit_once('@')
+            .map(|(_, h)| h)
+            .unwrap_or(authority);
         if host.is_empty() && !rest.contains("host=") {
-            return Err("a PostgreSQL URL needs a host, e.g. postgres://postgres@127.0.0.1:5432/ledgerline".into());
+            return Err(
+                "a PostgreSQL URL needs a host, e.g. postgres://postgres@127.0.0.1:5432/ledgerline"
+                    .into(),
+            );
         }
         if let Some((_, port)) = host.rsplit_once(':')
             && !host.ends_with(']')
@@ -227,7 +237,9 @@ mod tests {
         let u = StoreUrl::parse("postgres://bob:hunter2@db:5432/x").unwrap();
         assert_eq!(u.redacted(), "postgres://bob:***@db:5432/x");
         assert!(!format!("{u:?}").contains("hunter2"));
-        let e = StoreUrl::parse("mysql://bob:hunter2@db").unwrap_err().to_string();
+        let e = StoreUrl::parse("mysql://bob:hunter2@db")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
     }
 }

@@ -1,0 +1,188 @@
+//! The embedded SQLite backend: the conformance suite, plus what only a file can get wrong —
+//! a file that is not a database, a tampered record, a torn tail, a path that cannot be used.
+#![allow(clippy::disallowed_methods)]
+
+use std::sync::Arc;
+
+use events::log::sqlite::SqliteLog;
+use events::{EventLog, ExpectedVersion, GlobalPosition, LogError, StoreOptions, StoreUrl};
+use tests::conformance::{self, event, events, run_all, stream};
+use tests::sqlite::SqliteBackend;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_log_conforms() {
+    run_all(Arc::new(SqliteBackend::new())).await;
+}
+
+async fn open(path: &std::path::Path) -> Result<SqliteLog, LogError> {
+    SqliteLog::open(path.to_path_buf(), StoreOptions::default()).await
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledgerline.db");
+    std::fs::write(
+        &path,
+        b"this is a text file, not an event log\n".repeat(200),
+    )
+    .unwrap();
+    let err = open(&path).await.expect_err("must refuse");
+    assert!(matches!(err, LogError::Corrupt { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ledgerline.db") && msg.contains("not a database"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_record_is_reported_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let s = stream("tamper");
+    {
+        let log = open(&path).await.unwrap();
+        log.append(&s, ExpectedVersion::NoStream, events(0, 10))
+            .await
+            .unwrap();
+    }
+    {
+        let raw = rusqlite_update(
+            &path,
+            "UPDATE events SET payload = '{\"n\":999}' WHERE position = 4",
+        );
+        assert_eq!(raw, 1);
+    }
+    // Opening checks the tail, so the damage is found before anything is served.
+    let err = open(&path).await.expect_err("corrupt tail");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("position 4") && msg.contains("checksum"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_reported_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let s = stream("torn");
+    {
+        let log = open(&path).await.unwrap();
+        log.append(&s, ExpectedVersion::NoStream, events(0, 5))
+            .await
+            .unwrap();
+    }
+    // A lost record in the middle (e.g. a partial restore) leaves a hole below the head.
+    assert_eq!(
+        rusqlite_update(&path, "DELETE FROM events WHERE position = 3"),
+        1
+    );
+    let err = open(&path).await.expect_err("hole");
+    assert!(err.to_string().contains("records are missing"), "{err}");
+
+    // A file cut short in the middle of its pages.
+    let path2 = dir.path().join("cut.db");
+    {
+        let log = open(&path2).await.unwrap();
+        for n in 0..50 {
+            log.append(
+                &stream(&format!("cut{n}")),
+                ExpectedVersion::NoStream,
+                events(n * 40, 40),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    checkpoint(&path2);
+    let len = std::fs::metadata(&path2).unwrap().len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path2)
+        .unwrap();
+    f.set_len(len / 2 + 100).unwrap();
+    drop(f);
+    let err = match open(&path2).await {
+        Err(e) => e,
+        Ok(log) => log
+            .read_all(GlobalPosition::START, 100_000)
+            .await
+            .expect_err("a truncated file cannot read back every record"),
+    };
+    assert!(
+        matches!(err, LogError::Corrupt { .. } | LogError::Backend { .. }),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("cut.db"), "the error names the file: {msg}");
+}
+
+#[tokio::test]
+async fn unusable_paths_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = open(dir.path()).await.expect_err("a directory");
+    assert!(err.to_string().contains("is a directory"), "{err}");
+
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let err = open(&blocker.join("sub/log.db"))
+        .await
+        .expect_err("under a file");
+    assert!(
+        err.to_string().contains("cannot create the data directory"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn open_by_url_uses_the_embedded_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = StoreUrl::parse(&format!("sqlite:{}", dir.path().join("x.db").display())).unwrap();
+    let log = events::open(&url, &StoreOptions::default()).await.unwrap();
+    assert!(log.describe().starts_with("sqlite:"));
+    log.append(&stream("url"), ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .unwrap();
+    assert_eq!(log.head().await.unwrap(), GlobalPosition(1));
+    let _ = conformance::key("unused");
+}
+
+/// Concurrent single-event appends from many tasks are grouped into shared commits, and every
+/// acknowledged one is durable (visible after reopen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_acknowledges_only_durable_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("group.db");
+    let log = Arc::new(open(&path).await.unwrap());
+    let mut tasks = Vec::new();
+    for w in 0..16u64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = stream(&format!("g{w}"));
+            for n in 0..50u64 {
+                log.append(&s, ExpectedVersion::Exact(n), vec![event(w * 1000 + n)])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    drop(Arc::into_inner(log).expect("sole owner"));
+    let log = open(&path).await.unwrap();
+    assert_eq!(log.head().await.unwrap(), GlobalPosition(800));
+}
+
+fn rusqlite_update(path: &std::path::Path, sql: &str) -> usize {
+    let conn = rusqlite::Connection::open(path).expect("open for tampering");
+    conn.execute(sql, []).expect("tamper")
+}
+
+fn checkpoint(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).expect("open for checkpoint");
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
+}
