@@ -1,1 +1,103 @@
-fn main() {}
+//! The `ledgerline` binary: the composition root. It parses the command line, opens the event
+//! log chosen by `--store` (the embedded SQLite file in the data directory by default), and runs
+//! the chosen command: `serve` (the default) answers HTTP, `bench log` measures the log.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use events::{StoreOptions, StoreUrl};
+use tracing_subscriber::EnvFilter;
+
+mod bench;
+mod http;
+
+/// Ledgerline: an event-sourced business telephony engine.
+#[derive(Debug, Parser)]
+#[command(name = "ledgerline", version)]
+struct Cli {
+    /// Directory for the embedded log and other local state.
+    #[arg(
+        long,
+        global = true,
+        env = "LEDGERLINE_DATA_DIR",
+        default_value = "data"
+    )]
+    data_dir: PathBuf,
+    /// Event store: `sqlite:PATH`, `postgres://USER@HOST:PORT/DB`, `kurrentdb://HOST:PORT`
+    /// (build with `--features kurrentdb`) or `memory:`. Default: `sqlite:DATA_DIR/ledgerline.db`.
+    #[arg(long, global = true, env = "LEDGERLINE_STORE")]
+    store: Option<String>,
+    /// Only fsync at WAL checkpoints instead of on every commit (SQLite store only).
+    #[arg(long, global = true, env = "LEDGERLINE_RELAXED_FSYNC")]
+    relaxed_fsync: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Open the log and serve HTTP (the default command).
+    Serve(ServeArgs),
+    /// Measure a component and print figures.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, Parser)]
+struct ServeArgs {
+    /// Address for the HTTP server (health endpoint, later the panel).
+    #[arg(long, env = "LEDGERLINE_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+}
+
+impl Cli {
+    fn store_url(&self) -> anyhow::Result<StoreUrl> {
+        match &self.store {
+            Some(s) => Ok(StoreUrl::parse(s)?),
+            None => Ok(StoreUrl::default_in(&self.data_dir)),
+        }
+    }
+    fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            fsync_every_commit: !self.relaxed_fsync,
+            ..StoreOptions::default()
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    // Exactly one TLS crypto provider for every rustls user (KurrentDB's client compiles two).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match &cli.command {
+        Some(Command::Bench { what }) => runtime.block_on(bench::run(&cli, what)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(&cli, args.http)),
+        None => runtime.block_on(serve(&cli, ServeArgs::parse_from(["serve"]).http)),
+    }
+}
+
+async fn serve(cli: &Cli, http: SocketAddr) -> anyhow::Result<()> {
+    let url = cli.store_url()?;
+    let log = events::open(&url, &cli.store_options())
+        .await
+        .with_context(|| format!("opening the event log {url}"))?;
+    let head = log.head().await?;
+    println!("Ledgerline {}", env!("CARGO_PKG_VERSION"));
+    println!("  event log  {} (head position {head})", log.describe());
+    println!("  HTTP       http://{http}/  (health: http://{http}/health)");
+    http::serve(log, http).await
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every Ledgerline test. Works on a fresh machine: installs what the tests need when it is
+# missing (idempotent), starts PostgreSQL when it is down, then checks formatting and lints and
+# runs the whole test suite, including the KurrentDB backend's build and unit tests (its
+# integration tests also run when KURRENTDB_URL is set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Builds are cached outside the clone so CI stays warm between runs; a fresh machine still works.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ledgerline/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export LEDGERLINE_TEST_PG="${LEDGERLINE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+log() { printf '\n== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=""
+apt_install() {
+  [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+log "system packages"
+command -v cc >/dev/null || apt_install build-essential
+if ! command -v pg_ctlcluster >/dev/null; then
+  apt_install postgresql postgresql-client
+  # A fresh Debian cluster asks for passwords over TCP; the tests connect as postgres on loopback.
+  for hba in /etc/postgresql/*/main/pg_hba.conf; do
+    grep -q 'ledgerline-tests' "$hba" || as_root sed -i '1i host all all 127.0.0.1/32 trust # ledgerline-tests' "$hba"
+  done
+fi
+
+log "PostgreSQL"
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  for v in $(ls /etc/postgresql); do
+    as_root pg_ctlcluster --skip-systemctl-redirect "$v" main start || true
+  done
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432
+
+log "format"
+cargo fmt --all -- --check
+
+log "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p events -p tests --features events/kurrentdb,tests/kurrentdb --all-targets --locked -- -D warnings
+
+log "tests"
+cargo test --workspace --locked
+cargo test -p events -p tests --features events/kurrentdb,tests/kurrentdb --locked -- kurrent
