@@ -47,5 +47,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p events -p tests --features events/kurrentdb,tests/kurrentdb --all-targets --locked -- -D warnings
 
 log "tests"
-cargo test --workspace --locked
-cargo test -p events -p tests --features events/kurrentdb,tests/kurrentdb --locked -- kurrent
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --workspace --locked 2>&1 | tee -a "$results"
+cargo test -p events -p tests --features events/kurrentdb,tests/kurrentdb --locked -- kurrent 2>&1 | tee -a "$results"
+
+# One closing line for the whole run: the sum of every test binary's result line.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$results"

@@ -28,9 +28,12 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
+/// One conformance case.
+type Case = fn(Arc<dyn Backend>) -> BoxFuture<'static, ()>;
+
 /// Runs every case. Each prints its name so a failure is easy to place.
 pub async fn run_all(backend: Arc<dyn Backend>) {
-    let cases: Vec<(&str, fn(Arc<dyn Backend>) -> BoxFuture<'static, ()>)> = vec![
+    let cases: Vec<(&str, Case)> = vec![
         ("append_and_read_back", |b| {
             Box::pin(append_and_read_back(b))
         }),
