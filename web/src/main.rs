@@ -69,7 +69,18 @@ impl Cli {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole cause chain on one line; no backtrace for an operator's mistake.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     // Exactly one TLS crypto provider for every rustls user (KurrentDB's client compiles two).
     let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
