@@ -216,6 +216,41 @@ pub fn subscribe(log: Arc<dyn EventLog>, after: GlobalPosition) -> Subscription 
     Subscription::new(log, after)
 }
 
+/// Reads the whole log after `after`, page by page, fetching the next page while the consumer
+/// works on the current one (up to `depth` pages ahead). The channel ends after the last page
+/// stored when the reader reached it, or after the first error.
+pub fn prefetch_all(
+    log: Arc<dyn EventLog>,
+    after: GlobalPosition,
+    batch: usize,
+    depth: usize,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<StoredEvent>, LogError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(depth.max(1));
+    tokio::spawn(async move {
+        let mut after = after;
+        loop {
+            let page = log.read_all(after, batch.max(1)).await;
+            let done = match &page {
+                Ok(p) => match p.last() {
+                    Some(last) => {
+                        after = last.position;
+                        false
+                    }
+                    None => true,
+                },
+                Err(_) => true,
+            };
+            if done && matches!(&page, Ok(p) if p.is_empty()) {
+                break;
+            }
+            if tx.send(page).await.is_err() || done {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// A catch-up-then-live reader of the whole log. Transient store errors (a dropped database
 /// connection) are retried with backoff; permanent ones are returned.
 pub struct Subscription {
@@ -423,6 +458,34 @@ pub(crate) fn idempotent_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn prefetch_reads_every_page_in_order() {
+        use crate::log::memory::MemoryLog;
+        let log: Arc<dyn EventLog> = Arc::new(MemoryLog::new());
+        let s = StreamId::parse("call-prefetch").unwrap();
+        let record = |n: u128| EventRecord {
+            event_id: EventId::from_uuid(uuid::Uuid::from_u128(n + 1)),
+            event_type: "ProbeRecorded".into(),
+            schema_version: 1,
+            occurred_at: chrono::DateTime::from_timestamp_micros(0).unwrap(),
+            tenant: None,
+            causation_id: None,
+            correlation_id: None,
+            payload: format!("{{\"n\":{n}}}"),
+        };
+        log.append(&s, ExpectedVersion::NoStream, (0..25).map(record).collect())
+            .await
+            .unwrap();
+        let mut rx = prefetch_all(log, GlobalPosition(3), 4, 2);
+        let mut seen = Vec::new();
+        while let Some(page) = rx.recv().await {
+            let page = page.unwrap();
+            assert!(!page.is_empty() && page.len() <= 4);
+            seen.extend(page.into_iter().map(|e| e.position.0));
+        }
+        assert_eq!(seen, (4..=25).collect::<Vec<u64>>());
+    }
 
     #[test]
     fn expected_version_admits() {
