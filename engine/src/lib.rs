@@ -1,6 +1,19 @@
 //! The engine: commands, the pure `decide`/`evolve` core of every aggregate (extension, call,
 //! queue, conference, channel room, voicemail box, directory), the actor shells that append their
-//! events to the log, and the SIP and media edges. This crate is grown by the engine and SIP
-//! issues; for now it only fixes its place in the dependency graph (it depends on `events`).
+//! events to the log, and the runtime that finds, rebuilds and supervises them. Each aggregate is
+//! a module with `command`, `state`, `decide` and tests; the shells are generic over
+//! [`aggregate::Aggregate`].
 
+pub mod aggregate;
+pub mod call;
+pub mod conference;
+pub mod directory;
+pub mod extension;
+pub mod queue;
+pub mod room;
+pub mod runtime;
+pub mod testing;
+pub mod voicemail;
+
+pub use aggregate::{Aggregate, Deadline};
 pub use events;

@@ -1,0 +1,67 @@
+//! The shape every aggregate has. An aggregate is a state that only changes by folding its own
+//! events (`evolve`) and a pure function from state, command and time to new events or a
+//! rejection (`decide`). Neither does I/O or reads a clock or an RNG: the current time is an
+//! argument, and every new id an outcome needs (a call id, a leg id, a message id) travels inside
+//! the command, filled in by whoever built it from an injected `IdGen`. Timers are deadlines held
+//! in state: the actor shell arms them and feeds their command back when they pass, and re-arms
+//! them from the rebuilt state after a restart.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use events::model::Event;
+
+/// One aggregate kind: its state is `Self`.
+pub trait Aggregate: Clone + Default + fmt::Debug + Send + 'static {
+    type Command: Clone + fmt::Debug + Send + 'static;
+    type Event: Clone
+        + fmt::Debug
+        + PartialEq
+        + Send
+        + Sync
+        + Into<Event>
+        + TryFrom<Event, Error = Event>
+        + 'static;
+    type Rejection: std::error::Error + Clone + PartialEq + Send + Sync + 'static;
+
+    /// What `command` makes happen at `now`, given this state. Pure.
+    fn decide(
+        &self,
+        command: &Self::Command,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Self::Event>, Self::Rejection>;
+
+    /// Folds one of this aggregate's events into the state. Pure; never fails: an event that
+    /// makes no sense for the state is ignored (it was accepted once, so history wins).
+    fn evolve(&mut self, event: &Self::Event);
+
+    /// Timers this state holds: when `at` passes, the shell sends `command` to the aggregate.
+    fn deadlines(&self) -> Vec<Deadline<Self::Command>> {
+        Vec::new()
+    }
+
+    /// Folds a history into a fresh state.
+    fn replay<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self
+    where
+        Self::Event: 'a,
+    {
+        let mut state = Self::default();
+        for e in events {
+            state.evolve(e);
+        }
+        state
+    }
+}
+
+/// A timer held in state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadline<C> {
+    pub at: DateTime<Utc>,
+    pub command: C,
+}
+
+impl<C> Deadline<C> {
+    pub fn new(at: DateTime<Utc>, command: C) -> Self {
+        Self { at, command }
+    }
+}

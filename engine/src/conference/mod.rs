@@ -1,0 +1,1 @@
+//! (conference: being written)

@@ -1,0 +1,165 @@
+//! Given/when/then for aggregates: start from a history, send one command at a chosen instant,
+//! and assert the events it produces (or the rejection), then keep going from the new state.
+//! Every `when` also runs `decide` twice on a copy of the state and checks both answers agree,
+//! a cheap guard against hidden impurity.
+//!
+//! ```ignore
+//! given::<Extension>([provisioned()])
+//!     .at(t0())
+//!     .when(SetDnd { on: true, .. })
+//!     .then([DndChanged { .. }]);
+//! ```
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::aggregate::Aggregate;
+
+/// 2026-01-01T09:00:00Z, the default "now" of a scenario.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// A scenario: a state built from history and the instant the next command happens at.
+#[derive(Debug, Clone)]
+pub struct Scenario<A: Aggregate> {
+    state: A,
+    now: DateTime<Utc>,
+    history: Vec<A::Event>,
+}
+
+/// Starts a scenario from a history of events.
+pub fn given<A: Aggregate>(history: impl IntoIterator<Item = A::Event>) -> Scenario<A> {
+    let history: Vec<A::Event> = history.into_iter().collect();
+    Scenario {
+        state: A::replay(history.iter()),
+        now: t0(),
+        history,
+    }
+}
+
+impl<A: Aggregate> Scenario<A> {
+    /// Sets the instant of the next command.
+    pub fn at(mut self, now: DateTime<Utc>) -> Self {
+        self.now = now;
+        self
+    }
+
+    /// Moves the clock forward.
+    pub fn after(mut self, by: chrono::Duration) -> Self {
+        self.now += by;
+        self
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+
+    /// Every event so far, the given history and what accepted commands added.
+    pub fn history(&self) -> &[A::Event] {
+        &self.history
+    }
+
+    /// Decides `command` against the current state.
+    pub fn when(self, command: A::Command) -> Outcome<A> {
+        let result = self.state.decide(&command, self.now);
+        let again = self.state.clone().decide(&command, self.now);
+        assert_eq!(
+            result, again,
+            "decide gave two different answers for the same state, command and time"
+        );
+        Outcome {
+            scenario: self,
+            command,
+            result,
+        }
+    }
+}
+
+/// What one command produced.
+#[derive(Debug)]
+pub struct Outcome<A: Aggregate> {
+    scenario: Scenario<A>,
+    command: A::Command,
+    result: Result<Vec<A::Event>, A::Rejection>,
+}
+
+impl<A: Aggregate> Outcome<A> {
+    /// Asserts exactly these events, folds them, and continues from the new state.
+    #[track_caller]
+    pub fn then(self, expected: impl IntoIterator<Item = A::Event>) -> Scenario<A> {
+        let expected: Vec<A::Event> = expected.into_iter().collect();
+        let Outcome {
+            scenario,
+            command,
+            result,
+        } = self;
+        match result {
+            Ok(events) => {
+                assert_eq!(
+                    events, expected,
+                    "command {command:?} produced other events than expected"
+                );
+                apply(scenario, events)
+            }
+            Err(r) => panic!(
+                "command {command:?} was rejected ({r}) but events were expected: {expected:?}"
+            ),
+        }
+    }
+
+    /// Asserts the command was accepted, whatever it produced, and continues.
+    #[track_caller]
+    pub fn accepted(self) -> Scenario<A> {
+        match self.result {
+            Ok(events) => apply(self.scenario, events),
+            Err(r) => panic!("command {:?} was rejected: {r}", self.command),
+        }
+    }
+
+    /// Asserts the command was accepted and returns what it produced, with the scenario.
+    #[track_caller]
+    pub fn events(self) -> (Vec<A::Event>, Scenario<A>) {
+        match self.result {
+            Ok(events) => {
+                let produced = events.clone();
+                (produced, apply(self.scenario, events))
+            }
+            Err(r) => panic!("command {:?} was rejected: {r}", self.command),
+        }
+    }
+
+    /// Asserts this rejection; the state is unchanged.
+    #[track_caller]
+    pub fn then_rejected(self, expected: A::Rejection) -> Scenario<A> {
+        match self.result {
+            Err(r) => {
+                assert_eq!(r, expected, "command {:?}", self.command);
+                self.scenario
+            }
+            Ok(events) => panic!(
+                "command {:?} was accepted with {events:?}, expected rejection {expected}",
+                self.command
+            ),
+        }
+    }
+
+    /// Asserts the command changed nothing (accepted, no events).
+    #[track_caller]
+    pub fn then_nothing(self) -> Scenario<A> {
+        self.then([])
+    }
+}
+
+fn apply<A: Aggregate>(mut scenario: Scenario<A>, events: Vec<A::Event>) -> Scenario<A> {
+    for e in &events {
+        scenario.state.evolve(e);
+    }
+    scenario.history.extend(events);
+    scenario
+}

@@ -1,0 +1,1 @@
+//! (voicemail: being written)
