@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod codec;
+pub mod export;
 pub mod ids;
 pub mod log;
 pub mod model;
