@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 mod bench;
 mod http;
+mod transfer;
 
 /// Ledgerline: an event-sourced business telephony engine.
 #[derive(Debug, Parser)]
@@ -40,6 +41,10 @@ struct Cli {
 enum Command {
     /// Open the log and serve HTTP (the default command).
     Serve(ServeArgs),
+    /// Write every event of the store, in order, as JSON lines (portable between stores).
+    Export(transfer::ExportArgs),
+    /// Append an exported log to an empty store.
+    Import(transfer::ImportArgs),
     /// Measure a component and print figures.
     Bench {
         #[command(subcommand)]
@@ -97,15 +102,25 @@ fn run() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Bench { what }) => runtime.block_on(bench::run(&cli, what)),
         Some(Command::Serve(args)) => runtime.block_on(serve(&cli, args.http)),
+        Some(Command::Export(args)) => {
+            runtime.block_on(async { transfer::export(open_store(&cli).await?, args).await })
+        }
+        Some(Command::Import(args)) => {
+            runtime.block_on(async { transfer::import(open_store(&cli).await?, args).await })
+        }
         None => runtime.block_on(serve(&cli, ServeArgs::parse_from(["serve"]).http)),
     }
 }
 
-async fn serve(cli: &Cli, http: SocketAddr) -> anyhow::Result<()> {
+async fn open_store(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn events::EventLog>> {
     let url = cli.store_url()?;
-    let log = events::open(&url, &cli.store_options())
+    events::open(&url, &cli.store_options())
         .await
-        .with_context(|| format!("opening the event log {url}"))?;
+        .with_context(|| format!("opening the event log {url}"))
+}
+
+async fn serve(cli: &Cli, http: SocketAddr) -> anyhow::Result<()> {
+    let log = open_store(cli).await?;
     let head = log.head().await?;
     println!("Ledgerline {}", env!("CARGO_PKG_VERSION"));
     println!("  event log  {} (head position {head})", log.describe());
