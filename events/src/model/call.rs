@@ -284,6 +284,21 @@ event_enum! {
             /// Time with at least two legs answered and bridged.
             talk_ms: u64,
         },
+        /// The instant the events after it in the same append happened, recorded for the call
+        /// itself: an aggregate folds payloads only, so this is how a call rebuilt from its
+        /// stream knows when its legs were created and answered (to measure durations) and when
+        /// its ring timeout falls due. Appended before events that start something the call
+        /// later measures or times out; projections take times from the envelope and may skip it.
+        CallClockRecorded = "CallClockRecorded" {
+            call: CallId,
+            at: DateTime<Utc>,
+            /// Set when callee legs start ringing: when nobody answering ends them.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            ring_deadline: Option<DateTime<Utc>>,
+            /// With `ring_deadline`: the callee's mailbox the waiting leg goes to at the timeout.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            voicemail: Option<ExtensionNumber>,
+        },
     }
 }
 

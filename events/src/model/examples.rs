@@ -401,6 +401,11 @@ fn extension() -> Vec<ExtensionEvent> {
             source: SettingSource::Admin,
             by: Some(id("admin")),
         },
+        E::ExtensionCallObserved {
+            extension: id("1001"),
+            call: call_id(1),
+            state: ExtensionCallState::Answered,
+        },
     ]
 }
 
@@ -589,6 +594,12 @@ fn call() -> Vec<CallEvent> {
             duration_ms: 412_960,
             talk_ms: 371_500,
         },
+        E::CallClockRecorded {
+            call,
+            at: at(9, 41, 0),
+            ring_deadline: Some(at(9, 41, 30)),
+            voicemail: Some(id("1001")),
+        },
     ]
 }
 
@@ -733,6 +744,15 @@ fn queue() -> Vec<QueueEvent> {
             agent: agent(6),
             until: at(9, 52, 10),
         },
+        E::QueueClockRecorded {
+            queue: queue.clone(),
+            at: at(9, 52, 0),
+        },
+        E::AgentLineChanged {
+            queue: queue.clone(),
+            agent: agent(6),
+            line: LineState::Idle,
+        },
         E::AgentWrapUpEnded {
             queue,
             agent: agent(6),
@@ -822,6 +842,10 @@ fn conference() -> Vec<ConferenceEvent> {
             conference: conference.clone(),
             duration_ms: 2_712_000,
             peak_members: 6,
+        },
+        E::ConferenceClockRecorded {
+            conference: conference.clone(),
+            at: at(10, 45, 12),
         },
         E::ConferenceInviteSent {
             conference,

@@ -138,7 +138,31 @@ event_enum! {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             by: Option<UserId>,
         },
+        /// The extension's part in one call changed, as the call reported it. The line state is
+        /// derived from these and the registrations; recording each call's state (not only the
+        /// combination `LineStateChanged` shows) lets a rebuilt extension derive it again.
+        ExtensionCallObserved = "ExtensionCallObserved" {
+            extension: ExtensionNumber,
+            call: CallId,
+            state: ExtensionCallState,
+        },
     }
+}
+
+/// The extension's part in one call, as `ExtensionCallObserved` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtensionCallState {
+    /// An incoming call is ringing one or more of the extension's contacts.
+    Ringing,
+    /// The extension placed a call that has not been answered yet.
+    Calling,
+    /// The call is answered and the extension is talking.
+    Answered,
+    /// The extension's side of an answered call is on hold.
+    Held,
+    /// The extension's part in the call is over.
+    Ended,
 }
 
 /// Why a contact stopped being registered before it expired.

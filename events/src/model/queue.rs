@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::values::Party;
+use super::values::{LineState, Party};
 use crate::ids::{
     AgentId, CallId, DepartmentId, ExtensionNumber, LegId, PhoneNumber, QueueId, UserId,
 };
@@ -214,6 +214,23 @@ event_enum! {
             agent: AgentId,
             /// The agent ended it before `until`.
             early: bool,
+        },
+        /// The instant the events after it in the same append happened at. The queue folds
+        /// events without their envelope, yet its timers (max wait, ring timeout) and durations
+        /// (hold, ring, talk, session) count from when callers joined, agents were offered and
+        /// calls connected: this mark carries that time into the stream. It is written only when
+        /// the time moved since the last mark; projections take time from the envelope and may
+        /// skip it.
+        QueueClockRecorded = "QueueClockRecorded" {
+            queue: QueueId,
+            at: DateTime<Utc>,
+        },
+        /// The line of an agent's extension changed, as the queue sees it (Asterisk's
+        /// `QueueMemberStatus`). Only an agent whose line is idle is offered a call.
+        AgentLineChanged = "AgentLineChanged" {
+            queue: QueueId,
+            agent: AgentId,
+            line: LineState,
         },
     }
 }

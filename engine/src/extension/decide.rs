@@ -1,0 +1,421 @@
+//! `decide` for the extension: validation, then the events, then the line-state consequence.
+//! Every command that can move the line (registrations, calls, retiring) is followed by a
+//! `LineStateChanged` exactly when the derived line differs from the recorded one, computed by
+//! folding the new events into a copy of the state, so the rule lives in one place.
+
+use chrono::{DateTime, Duration, Utc};
+use events::ids::{DeviceContactId, ExtensionNumber, PhoneNumber, UserId};
+use events::model::{
+    ExtensionCallState, ExtensionEvent, ForwardKind, PresenceRule, PresenceSource, SettingSource,
+    UnregisterReason,
+};
+
+use crate::aggregate::Aggregate;
+
+use super::MAX_CONTACTS;
+use super::command::{ExtensionCommand, PresenceChoice, RegisterContact};
+use super::state::{Extension, FollowMe};
+
+/// Why an extension refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtensionRejection {
+    #[error("the extension is not provisioned")]
+    NotProvisioned,
+    #[error("the extension is already provisioned as {0}")]
+    AlreadyProvisioned(String),
+    #[error("the extension is retired")]
+    Retired,
+    #[error("no registered contact {0}")]
+    UnknownContact(DeviceContactId),
+    #[error("the extension already has {MAX_CONTACTS} registered contacts")]
+    TooManyContacts,
+    #[error("a call forward cannot point at the extension itself")]
+    ForwardToSelf,
+    #[error("a ring time only applies to the no-answer forward")]
+    RingTimeNotApplicable,
+    #[error("a ring time must be at least one second, got {0} ms")]
+    RingTimeTooShort(u64),
+    #[error("follow-me cannot be enabled with an empty list of numbers")]
+    FollowMeWithoutNumbers,
+}
+
+pub(super) fn decide(
+    ext: &Extension,
+    command: &ExtensionCommand,
+    now: DateTime<Utc>,
+) -> Result<Vec<ExtensionEvent>, ExtensionRejection> {
+    use ExtensionCommand as C;
+    use ExtensionEvent as E;
+
+    if let C::Provision {
+        extension,
+        user,
+        display_name,
+        department,
+    } = command
+    {
+        if ext.in_service() {
+            return Err(ExtensionRejection::AlreadyProvisioned(
+                ext.number().map(ToString::to_string).unwrap_or_default(),
+            ));
+        }
+        return Ok(vec![E::ExtensionProvisioned {
+            extension: extension.clone(),
+            user: user.clone(),
+            display_name: display_name.clone(),
+            department: department.clone(),
+        }]);
+    }
+    let Some(identity) = &ext.identity else {
+        return Err(ExtensionRejection::NotProvisioned);
+    };
+    let extension = identity.extension.clone();
+
+    // A retired extension still hears about the calls it was in, so they end cleanly; every
+    // other command needs it in service.
+    if ext.retired && !matches!(command, C::CallLegStateObserved { .. }) {
+        return Err(ExtensionRejection::Retired);
+    }
+
+    let events = match command {
+        C::Provision { .. } => Vec::new(),
+        C::Retire => vec![E::ExtensionRetired { extension }],
+        C::Register(register) => register_contact(ext, register, now)?,
+        C::Unregister { contact, reason } => {
+            if !ext.contacts.contains_key(contact) {
+                return Err(ExtensionRejection::UnknownContact(*contact));
+            }
+            vec![E::DeviceUnregistered {
+                extension,
+                contact: *contact,
+                reason: *reason,
+            }]
+        }
+        C::UnregisterAll { reason } => ext
+            .contacts
+            .keys()
+            .map(|contact| E::DeviceUnregistered {
+                extension: extension.clone(),
+                contact: *contact,
+                reason: *reason,
+            })
+            .collect(),
+        C::ExpireRegistration { contact } => match ext.contacts.get(contact) {
+            // Refreshed since the deadline was armed, or already gone: nothing to do.
+            Some(c) if c.expires_at <= now => vec![E::DeviceRegistrationExpired {
+                extension,
+                contact: *contact,
+            }],
+            _ => Vec::new(),
+        },
+        C::SetPresence {
+            choice,
+            message,
+            source,
+            by,
+            rules,
+        } => set_presence(ext, choice, message.clone(), *source, by.clone(), rules),
+        C::PanelLogin { on_login, rules } => match on_login {
+            Some(choice) => set_presence(ext, choice, None, PresenceSource::LoginHook, None, rules),
+            None => Vec::new(),
+        },
+        C::PanelLogout { on_logout, rules } => match on_logout {
+            Some(choice) => {
+                set_presence(ext, choice, None, PresenceSource::LogoutHook, None, rules)
+            }
+            None => Vec::new(),
+        },
+        C::SetDnd {
+            enabled,
+            source,
+            by,
+        } => dnd_change(ext, &extension, *enabled, *source, by.clone())
+            .into_iter()
+            .collect(),
+        C::SetCallForward {
+            kind,
+            destination,
+            ring_ms,
+            source,
+            by,
+        } => set_forward(
+            ext,
+            &extension,
+            *kind,
+            destination,
+            *ring_ms,
+            *source,
+            by.clone(),
+        )?,
+        C::SetFollowMe {
+            settings,
+            source,
+            by,
+        } => {
+            if settings.enabled && settings.numbers.is_empty() {
+                return Err(ExtensionRejection::FollowMeWithoutNumbers);
+            }
+            if settings.enabled && settings.ring_all_ms < 1_000 {
+                return Err(ExtensionRejection::RingTimeTooShort(settings.ring_all_ms));
+            }
+            follow_me_change(ext, &extension, settings.clone(), *source, by.clone())
+                .into_iter()
+                .collect()
+        }
+        C::SetCallWaiting {
+            enabled,
+            source,
+            by,
+        } => {
+            if ext.call_waiting == *enabled {
+                Vec::new()
+            } else {
+                vec![E::CallWaitingChanged {
+                    extension,
+                    enabled: *enabled,
+                    source: *source,
+                    by: by.clone(),
+                }]
+            }
+        }
+        C::CallLegStateObserved { call, state } => {
+            let known = ext.calls.get(call);
+            if known == Some(state) || (known.is_none() && *state == ExtensionCallState::Ended) {
+                Vec::new()
+            } else {
+                vec![E::ExtensionCallObserved {
+                    extension,
+                    call: *call,
+                    state: *state,
+                }]
+            }
+        }
+    };
+    Ok(with_line_change(ext, events))
+}
+
+fn register_contact(
+    ext: &Extension,
+    r: &RegisterContact,
+    now: DateTime<Utc>,
+) -> Result<Vec<ExtensionEvent>, ExtensionRejection> {
+    use ExtensionEvent as E;
+    let extension = ext
+        .number()
+        .cloned()
+        .ok_or(ExtensionRejection::NotProvisioned)?;
+    let existing = ext.contact_by_uri(&r.contact_uri);
+    if r.expires_secs == 0 {
+        return Ok(existing
+            .map(|(contact, _)| E::DeviceUnregistered {
+                extension,
+                contact,
+                reason: UnregisterReason::Requested,
+            })
+            .into_iter()
+            .collect());
+    }
+    let expires_at = now + Duration::seconds(i64::from(r.expires_secs));
+    match existing {
+        // Only the expiry moved: the model's refresh event says exactly that.
+        Some((contact, c))
+            if c.transport == r.transport
+                && c.source == r.source
+                && c.user_agent == r.user_agent =>
+        {
+            Ok(vec![E::DeviceRegistrationRefreshed {
+                extension,
+                contact,
+                expires_secs: r.expires_secs,
+                expires_at,
+            }])
+        }
+        // The same binding from elsewhere (a NAT rebinding, another transport): record it
+        // whole again under its existing id, so nothing stale survives.
+        Some((contact, _)) => Ok(vec![registered(extension, contact, r, expires_at)]),
+        None if ext.contacts.len() >= super::MAX_CONTACTS => {
+            Err(ExtensionRejection::TooManyContacts)
+        }
+        None => Ok(vec![registered(extension, r.contact, r, expires_at)]),
+    }
+}
+
+fn registered(
+    extension: ExtensionNumber,
+    contact: DeviceContactId,
+    r: &RegisterContact,
+    expires_at: DateTime<Utc>,
+) -> ExtensionEvent {
+    ExtensionEvent::DeviceRegistered {
+        extension,
+        contact,
+        contact_uri: r.contact_uri.clone(),
+        transport: r.transport,
+        source: r.source.clone(),
+        user_agent: r.user_agent.clone(),
+        expires_secs: r.expires_secs,
+        expires_at,
+    }
+}
+
+/// The presence change and, in the same decision, the automatic actions of the new state's
+/// type, so no reader ever sees the presence without its consequence.
+fn set_presence(
+    ext: &Extension,
+    choice: &PresenceChoice,
+    message: Option<String>,
+    source: PresenceSource,
+    by: Option<UserId>,
+    rules: &[PresenceRule],
+) -> Vec<ExtensionEvent> {
+    let (Some(extension), Some(user)) = (ext.number(), ext.user()) else {
+        return Vec::new();
+    };
+    let unchanged = ext.presence.as_ref().is_some_and(|p| {
+        p.state == choice.state && p.state_type == choice.state_type && p.message == message
+    });
+    if unchanged {
+        return Vec::new();
+    }
+    let mut events = vec![ExtensionEvent::PresenceSet {
+        extension: extension.clone(),
+        user: user.clone(),
+        state: choice.state.clone(),
+        state_type: choice.state_type,
+        message,
+        source,
+        by,
+    }];
+    if let Some(rule) = rules.iter().find(|r| r.state_type == choice.state_type) {
+        if let Some(enabled) = rule.dnd {
+            events.extend(dnd_change(
+                ext,
+                extension,
+                enabled,
+                SettingSource::PresenceRule,
+                None,
+            ));
+        }
+        if let Some(enabled) = rule.follow_me {
+            // Enabling follow-me with nothing to follow would change nothing about routing;
+            // the rule is skipped rather than recording a setting that does not act.
+            if !enabled || !ext.follow_me.numbers.is_empty() {
+                let settings = FollowMe {
+                    enabled,
+                    ..ext.follow_me.clone()
+                };
+                events.extend(follow_me_change(
+                    ext,
+                    extension,
+                    settings,
+                    SettingSource::PresenceRule,
+                    None,
+                ));
+            }
+        }
+    }
+    events
+}
+
+fn dnd_change(
+    ext: &Extension,
+    extension: &ExtensionNumber,
+    enabled: bool,
+    source: SettingSource,
+    by: Option<UserId>,
+) -> Option<ExtensionEvent> {
+    (ext.dnd != enabled).then(|| ExtensionEvent::DoNotDisturbChanged {
+        extension: extension.clone(),
+        enabled,
+        source,
+        by,
+    })
+}
+
+fn follow_me_change(
+    ext: &Extension,
+    extension: &ExtensionNumber,
+    settings: FollowMe,
+    source: SettingSource,
+    by: Option<UserId>,
+) -> Option<ExtensionEvent> {
+    (ext.follow_me != settings).then(|| ExtensionEvent::FollowMeChanged {
+        extension: extension.clone(),
+        enabled: settings.enabled,
+        numbers: settings.numbers,
+        confirm: settings.confirm,
+        caller_id_prefix: settings.caller_id_prefix,
+        ring_first_ms: settings.ring_first_ms,
+        ring_all_ms: settings.ring_all_ms,
+        source,
+        by,
+    })
+}
+
+fn set_forward(
+    ext: &Extension,
+    extension: &ExtensionNumber,
+    kind: ForwardKind,
+    destination: &Option<PhoneNumber>,
+    ring_ms: Option<u64>,
+    source: SettingSource,
+    by: Option<UserId>,
+) -> Result<Vec<ExtensionEvent>, ExtensionRejection> {
+    if let Some(d) = destination
+        && d.as_str() == extension.as_str()
+    {
+        return Err(ExtensionRejection::ForwardToSelf);
+    }
+    let ring_ms = if destination.is_some() { ring_ms } else { None };
+    if let Some(ms) = ring_ms {
+        if kind != ForwardKind::NoAnswer {
+            return Err(ExtensionRejection::RingTimeNotApplicable);
+        }
+        if ms < 1_000 {
+            return Err(ExtensionRejection::RingTimeTooShort(ms));
+        }
+    }
+    let current = match kind {
+        ForwardKind::Unconditional => (ext.forwards.unconditional.clone(), None),
+        ForwardKind::Busy => (ext.forwards.busy.clone(), None),
+        ForwardKind::NoAnswer => ext
+            .forwards
+            .no_answer
+            .as_ref()
+            .map_or((None, None), |f| (Some(f.destination.clone()), f.ring_ms)),
+    };
+    if current == (destination.clone(), ring_ms) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![ExtensionEvent::CallForwardChanged {
+        extension: extension.clone(),
+        kind,
+        destination: destination.clone(),
+        ring_ms,
+        source,
+        by,
+    }])
+}
+
+/// Appends `LineStateChanged` when the events move the derived line.
+fn with_line_change(ext: &Extension, mut events: Vec<ExtensionEvent>) -> Vec<ExtensionEvent> {
+    if events.is_empty() {
+        return events;
+    }
+    let mut next = ext.clone();
+    for e in &events {
+        next.evolve(e);
+    }
+    let derived = next.derived_line();
+    if derived != next.line
+        && let Some(extension) = next.number().cloned()
+    {
+        events.push(ExtensionEvent::LineStateChanged {
+            extension,
+            state: derived.0,
+            device_state: derived.1,
+            calls: next.calls.keys().copied().collect(),
+        });
+    }
+    events
+}

@@ -1,0 +1,244 @@
+//! Unit tests of the shell's helpers and of one actor driven through a registry over the memory
+//! log. The behaviours that span many actors, restarts and the SQLite log are in
+//! `engine/tests/runtime.rs`.
+
+use std::sync::Arc;
+
+use chrono::Duration as ChronoDuration;
+use events::log::memory::MemoryLog;
+use events::model::CallEvent;
+use events::{
+    AppendOutcome, CallId, CorrelationId, EventLog, ExpectedVersion, GlobalPosition, LegId,
+    ManualClock, SeededIds, StreamId,
+};
+
+use super::shell::{delay_until, positions};
+use super::*;
+use crate::testing::t0;
+
+/// A keypad: each press is a `DtmfReceived` on one call.
+#[derive(Debug, Clone, Default)]
+struct Keypad {
+    digits: String,
+}
+
+#[derive(Debug, Clone)]
+enum Key {
+    Press(char),
+    Twice(char),
+    Nothing,
+    Refuse,
+    Boom,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("refused")]
+struct Refused;
+
+fn call() -> CallId {
+    CallId::parse("00000000-0000-4000-8000-000000000001").unwrap()
+}
+
+fn leg() -> LegId {
+    LegId::parse("00000000-0000-4000-8000-000000000002").unwrap()
+}
+
+fn press(digit: char) -> CallEvent {
+    CallEvent::DtmfReceived {
+        call: call(),
+        leg: leg(),
+        digit,
+        duration_ms: 100,
+    }
+}
+
+impl Aggregate for Keypad {
+    type Command = Key;
+    type Event = CallEvent;
+    type Rejection = Refused;
+
+    fn decide(
+        &self,
+        command: &Key,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<CallEvent>, Refused> {
+        match command {
+            Key::Press(d) => Ok(vec![press(*d)]),
+            Key::Twice(d) => Ok(vec![press(*d), press(*d)]),
+            Key::Nothing => Ok(vec![]),
+            Key::Refuse => Err(Refused),
+            Key::Boom => panic!("boom"),
+        }
+    }
+
+    fn evolve(&mut self, event: &CallEvent) {
+        if let CallEvent::DtmfReceived { digit, .. } = event {
+            self.digits.push(*digit);
+        }
+    }
+}
+
+fn stream() -> StreamId {
+    StreamId::call(call())
+}
+
+fn setup() -> (Arc<MemoryLog>, Registry<Keypad>) {
+    let log = Arc::new(MemoryLog::new());
+    let services = Services::new(
+        log.clone(),
+        Arc::new(ManualClock::new(t0())),
+        Arc::new(SeededIds::new(1)),
+        64,
+    );
+    (log, Registry::new(services, RegistryConfig::default()))
+}
+
+#[test]
+fn delay_is_zero_for_a_past_deadline() {
+    assert_eq!(
+        delay_until(t0(), t0() + ChronoDuration::milliseconds(1500)),
+        std::time::Duration::from_millis(1500)
+    );
+    assert_eq!(
+        delay_until(t0(), t0() - ChronoDuration::seconds(5)),
+        std::time::Duration::ZERO
+    );
+}
+
+#[test]
+fn positions_are_exact_when_contiguous_and_the_last_otherwise() {
+    let outcome = |first, last| AppendOutcome {
+        first_position: GlobalPosition(first),
+        last_position: GlobalPosition(last),
+        next_expected: 3,
+    };
+    assert_eq!(
+        positions(&outcome(7, 9), 3),
+        vec![GlobalPosition(7), GlobalPosition(8), GlobalPosition(9)]
+    );
+    assert_eq!(
+        positions(&outcome(7, 40), 2),
+        vec![GlobalPosition(40), GlobalPosition(40)]
+    );
+}
+
+#[actix::test]
+async fn commands_append_in_order_and_fold() {
+    let (log, registry) = setup();
+    let keypad = Instance::new(stream());
+    let first = registry
+        .execute(&keypad, Execute::new(Key::Press('1')))
+        .await
+        .unwrap();
+    assert_eq!((first.events, first.version), (1, 1));
+    let second = registry
+        .execute(&keypad, Execute::new(Key::Twice('2')))
+        .await
+        .unwrap();
+    assert_eq!((second.events, second.version), (2, 3));
+    let stored = log.read_stream(&stream(), 0, 10).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    assert!(stored.iter().map(|e| e.version).eq(1..=3));
+}
+
+#[actix::test]
+async fn rejections_and_empty_decisions_write_nothing() {
+    let (log, registry) = setup();
+    let keypad = Instance::new(stream());
+    let refused = registry.execute(&keypad, Execute::new(Key::Refuse)).await;
+    assert!(matches!(refused, Err(ExecuteError::Rejected(Refused))));
+    let nothing = registry
+        .execute(&keypad, Execute::new(Key::Nothing))
+        .await
+        .unwrap();
+    assert_eq!(
+        (nothing.events, nothing.version, nothing.outcome),
+        (0, 0, None)
+    );
+    assert_eq!(log.head().await.unwrap(), GlobalPosition::START);
+}
+
+#[actix::test]
+async fn envelope_carries_tenant_causation_and_correlation_and_is_published() {
+    let (log, registry) = setup();
+    let mut feed = registry.subscribe();
+    let tenant = events::TenantId::parse("acme").unwrap();
+    let keypad = Instance::new(stream()).in_tenant(tenant.clone());
+    let correlation = CorrelationId::parse("00000000-0000-4000-8000-0000000000cc").unwrap();
+    registry
+        .execute(
+            &keypad,
+            Execute::new(Key::Twice('5')).correlated(correlation),
+        )
+        .await
+        .unwrap();
+    let stored = log.read_stream(&stream(), 0, 10).await.unwrap();
+    for (e, version) in stored.iter().zip(1..) {
+        assert_eq!(e.record.tenant.as_ref(), Some(&tenant));
+        assert_eq!(e.record.correlation_id, Some(correlation));
+        assert_eq!(e.record.occurred_at, t0());
+        let published = feed.recv().await.unwrap();
+        assert_eq!(published.version, version);
+        assert_eq!(published.position, e.position);
+        assert_eq!(published.metadata.event_id, e.record.event_id);
+        assert_eq!(published.event, press('5'));
+    }
+}
+
+#[actix::test]
+async fn a_stale_version_is_caught_up_and_decided_again() {
+    let (log, registry) = setup();
+    let keypad = Instance::new(stream());
+    registry
+        .execute(&keypad, Execute::new(Key::Press('1')))
+        .await
+        .unwrap();
+    // Another writer appends behind the actor's back.
+    let other = events::codec::encode(
+        &press('9').into(),
+        events::codec::Metadata::new(
+            events::EventId::parse("00000000-0000-4000-8000-0000000000ee").unwrap(),
+            t0(),
+        ),
+    );
+    log.append(&stream(), ExpectedVersion::Exact(1), vec![other])
+        .await
+        .unwrap();
+    let done = registry
+        .execute(&keypad, Execute::new(Key::Press('2')))
+        .await
+        .unwrap();
+    assert_eq!(done.version, 3);
+    let digits: Vec<String> = log
+        .read_stream(&stream(), 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.record.payload.clone())
+        .collect();
+    assert!(digits[1].contains("\"9\"") && digits[2].contains("\"2\""));
+}
+
+#[actix::test]
+async fn a_panic_fails_the_command_and_the_actor_keeps_serving() {
+    let (_log, registry) = setup();
+    let keypad = Instance::new(stream());
+    registry
+        .execute(&keypad, Execute::new(Key::Press('1')))
+        .await
+        .unwrap();
+    let boom = registry.execute(&keypad, Execute::new(Key::Boom)).await;
+    assert!(matches!(boom, Err(ExecuteError::Panicked { .. })));
+    let next = registry
+        .execute(&keypad, Execute::new(Key::Press('2')))
+        .await
+        .unwrap();
+    assert_eq!(next.version, 2);
+}
+
+#[test]
+fn registry_handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Registry<Keypad>>();
+    send_sync::<actix::Addr<AggregateActor<Keypad>>>();
+}
