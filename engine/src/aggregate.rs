@@ -5,6 +5,11 @@
 //! the command, filled in by whoever built it from an injected `IdGen`. Timers are deadlines held
 //! in state: the actor shell arms them and feeds their command back when they pass, and re-arms
 //! them from the rebuilt state after a restart.
+//!
+//! Time reaches `evolve` the same way it reaches `decide`: as an argument. Each event is folded
+//! with the instant it happened at, its envelope's `occurred_at` (the `now` of the `decide` that
+//! produced it), so a state rebuilt from the stream knows when things happened without any
+//! event having to carry the time in its payload.
 
 use std::fmt;
 
@@ -31,23 +36,28 @@ pub trait Aggregate: Clone + Default + fmt::Debug + Send + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<Self::Event>, Self::Rejection>;
 
-    /// Folds one of this aggregate's events into the state. Pure; never fails: an event that
-    /// makes no sense for the state is ignored (it was accepted once, so history wins).
-    fn evolve(&mut self, event: &Self::Event);
+    /// Folds one of this aggregate's events into the state; `at` is when it happened: the
+    /// event's `occurred_at`, which is the `now` passed to the `decide` that produced it (as
+    /// stored, at microsecond precision). Durations and deadlines a state holds are measured
+    /// from these instants. Pure: the time comes from the envelope, never from a clock. Never
+    /// fails: an event that makes no sense for the state is ignored (it was accepted once, so
+    /// history wins).
+    fn evolve(&mut self, event: &Self::Event, at: DateTime<Utc>);
 
     /// Timers this state holds: when `at` passes, the shell sends `command` to the aggregate.
     fn deadlines(&self) -> Vec<Deadline<Self::Command>> {
         Vec::new()
     }
 
-    /// Folds a history into a fresh state.
-    fn replay<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self
+    /// Folds a history into a fresh state: each event with the instant it happened at (its
+    /// `occurred_at`), in stream order.
+    fn replay<'a>(events: impl IntoIterator<Item = (&'a Self::Event, DateTime<Utc>)>) -> Self
     where
         Self::Event: 'a,
     {
         let mut state = Self::default();
-        for e in events {
-            state.evolve(e);
+        for (e, at) in events {
+            state.evolve(e, at);
         }
         state
     }

@@ -3,6 +3,11 @@
 //! Every `when` also runs `decide` twice on a copy of the state and checks both answers agree,
 //! a cheap guard against hidden impurity.
 //!
+//! Time is folded the way the runtime folds it: every event with the instant it happened at.
+//! `given` folds its history at the scenario's start, `t0()`; `given_at` takes each event's
+//! time explicitly; the events a command produces are folded at the instant of that command
+//! (the scenario's `now`, which `at` and `after` set).
+//!
 //! ```ignore
 //! given::<Extension>([provisioned()])
 //!     .at(t0())
@@ -26,14 +31,24 @@ pub fn t0() -> DateTime<Utc> {
 pub struct Scenario<A: Aggregate> {
     state: A,
     now: DateTime<Utc>,
-    history: Vec<A::Event>,
+    /// Every event so far, with the instant it was folded at.
+    history: Vec<(A::Event, DateTime<Utc>)>,
 }
 
-/// Starts a scenario from a history of events.
+/// Starts a scenario from a history of events, all of which happened at `t0()`.
 pub fn given<A: Aggregate>(history: impl IntoIterator<Item = A::Event>) -> Scenario<A> {
-    let history: Vec<A::Event> = history.into_iter().collect();
+    given_at(history.into_iter().map(|e| (t0(), e)))
+}
+
+/// Starts a scenario from a history of events, each with the instant it happened at (its
+/// `occurred_at`). The next command still happens at `t0()` unless `at` or `after` move it.
+pub fn given_at<A: Aggregate>(
+    history: impl IntoIterator<Item = (DateTime<Utc>, A::Event)>,
+) -> Scenario<A> {
+    let history: Vec<(A::Event, DateTime<Utc>)> =
+        history.into_iter().map(|(at, e)| (e, at)).collect();
     Scenario {
-        state: A::replay(history.iter()),
+        state: A::replay(history.iter().map(|(e, at)| (e, *at))),
         now: t0(),
         history,
     }
@@ -60,9 +75,15 @@ impl<A: Aggregate> Scenario<A> {
         &self.state
     }
 
-    /// Every event so far, the given history and what accepted commands added.
-    pub fn history(&self) -> &[A::Event] {
-        &self.history
+    /// Every event so far, the given history and what accepted commands added, each with the
+    /// instant it was folded at: what `Aggregate::replay` takes.
+    pub fn history(&self) -> impl Iterator<Item = (&A::Event, DateTime<Utc>)> + '_ {
+        self.history.iter().map(|(e, at)| (e, *at))
+    }
+
+    /// A fresh state replayed from the whole history, as the runtime rebuilds one.
+    pub fn rebuilt(&self) -> A {
+        A::replay(self.history())
     }
 
     /// Decides `command` against the current state.
@@ -90,7 +111,8 @@ pub struct Outcome<A: Aggregate> {
 }
 
 impl<A: Aggregate> Outcome<A> {
-    /// Asserts exactly these events, folds them, and continues from the new state.
+    /// Asserts exactly these events, folds them at the command's instant, and continues from
+    /// the new state.
     #[track_caller]
     pub fn then(self, expected: impl IntoIterator<Item = A::Event>) -> Scenario<A> {
         let expected: Vec<A::Event> = expected.into_iter().collect();
@@ -156,10 +178,13 @@ impl<A: Aggregate> Outcome<A> {
     }
 }
 
+/// Folds what a command produced at the instant it was decided at, as the runtime does after
+/// the append.
 fn apply<A: Aggregate>(mut scenario: Scenario<A>, events: Vec<A::Event>) -> Scenario<A> {
+    let at = scenario.now;
     for e in &events {
-        scenario.state.evolve(e);
+        scenario.state.evolve(e, at);
     }
-    scenario.history.extend(events);
+    scenario.history.extend(events.into_iter().map(|e| (e, at)));
     scenario
 }

@@ -97,7 +97,7 @@ impl Aggregate for ToyCall {
         }
     }
 
-    fn evolve(&mut self, event: &CallEvent) {
+    fn evolve(&mut self, event: &CallEvent, _at: DateTime<Utc>) {
         match event {
             CallEvent::CallHeld { call, .. } => {
                 self.id = Some(*call);

@@ -526,6 +526,27 @@ mod tests {
     }
 
     #[test]
+    fn a_leg_created_written_before_the_ring_fields_decodes_without_them() {
+        // `ring_timeout_ms` and `voicemail` were added to `LegCreated` as optional fields: the
+        // form written before them (a caller's leg still looks like this) stays schema 1.
+        let payload = r#"{"call":"00000000-0000-0000-0000-00000000ca11","leg":"00000000-0000-0000-0000-0000000001e9","role":"caller","party":{"number":"1001"}}"#;
+        let event = decode_record(&record("LegCreated", 1, payload)).unwrap();
+        let Event::Call(CallEvent::LegCreated {
+            ring_timeout_ms,
+            voicemail,
+            contact,
+            parent,
+            ..
+        }) = &event
+        else {
+            panic!("not a LegCreated: {event:?}");
+        };
+        assert_eq!((ring_timeout_ms, voicemail), (&None, &None));
+        assert_eq!((contact, parent), (&None, &None));
+        assert_eq!(encode(&event, metadata()).payload, payload);
+    }
+
+    #[test]
     fn every_versioned_type_has_a_full_upcaster_chain() {
         for t in Event::types() {
             for from in 1..t.schema_version {

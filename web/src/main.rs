@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 mod bench;
 mod http;
+mod simulate;
 mod transfer;
 
 /// Ledgerline: an event-sourced business telephony engine.
@@ -45,6 +46,8 @@ enum Command {
     Export(transfer::ExportArgs),
     /// Append an exported log to an empty store.
     Import(transfer::ImportArgs),
+    /// Run a seeded scenario in simulated time and print a summary and the log's SHA-256.
+    Simulate(simulate::SimulateArgs),
     /// Measure a component and print figures.
     Bench {
         #[command(subcommand)]
@@ -102,6 +105,7 @@ fn run() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Bench { what }) => runtime.block_on(bench::run(&cli, what)),
         Some(Command::Serve(args)) => runtime.block_on(serve(&cli, args.http)),
+        Some(Command::Simulate(args)) => simulate::run(args),
         Some(Command::Export(args)) => {
             runtime.block_on(async { transfer::export(open_store(&cli).await?, args).await })
         }

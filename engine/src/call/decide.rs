@@ -25,7 +25,7 @@ pub(super) fn decide(call: &Call, command: &CallCommand, now: DateTime<Utc>) -> 
     use CallCommand as C;
     let Some(id) = call.id else {
         return match command {
-            C::Offer { .. } => Ok(offer(command, now)),
+            C::Offer { .. } => Ok(offer(command)),
             _ => Err(CallRejection::NotOffered),
         };
     };
@@ -60,7 +60,8 @@ pub(super) fn decide(call: &Call, command: &CallCommand, now: DateTime<Utc>) -> 
             if !plan.ring(*parent, *role, contacts)? {
                 return Ok(Vec::new());
             }
-            plan.mark(Some((now + *ring_timeout, voicemail.clone())));
+            // Each rung leg carries the timeout: the deadline is when they were created plus it.
+            let ring_timeout_ms = millis(*ring_timeout);
             for c in contacts {
                 plan.push(CallEvent::LegCreated {
                     call: id,
@@ -69,6 +70,8 @@ pub(super) fn decide(call: &Call, command: &CallCommand, now: DateTime<Utc>) -> 
                     party: callee.clone(),
                     contact: c.contact,
                     parent: Some(*parent),
+                    ring_timeout_ms: Some(ring_timeout_ms),
+                    voicemail: voicemail.clone(),
                 });
             }
         }
@@ -129,7 +132,6 @@ pub(super) fn decide(call: &Call, command: &CallCommand, now: DateTime<Utc>) -> 
             if call.leg(*target_leg).is_some() {
                 return Err(CallRejection::TargetInCall(*target_leg));
             }
-            plan.mark(None);
             plan.push(CallEvent::AttendedTransferred {
                 call: id,
                 transferer_leg: *transferer_leg,
@@ -166,7 +168,6 @@ pub(super) fn decide(call: &Call, command: &CallCommand, now: DateTime<Utc>) -> 
                 };
             }
             let target = plan.answered(*target_leg)?.party.clone();
-            plan.mark(None);
             plan.push(CallEvent::ListenStarted {
                 call: id,
                 session: *session,
@@ -230,7 +231,6 @@ pub(super) fn decide(call: &Call, command: &CallCommand, now: DateTime<Utc>) -> 
             if !call.live_legs().any(|l| l.answered_at.is_some()) {
                 return Err(CallRejection::NothingToRecord);
             }
-            plan.mark(None);
             plan.push(CallEvent::CallRecordingStarted {
                 call: id,
                 recording: *recording,
@@ -281,7 +281,7 @@ fn starts_something(command: &CallCommand) -> bool {
     )
 }
 
-fn offer(command: &CallCommand, now: DateTime<Utc>) -> Vec<CallEvent> {
+fn offer(command: &CallCommand) -> Vec<CallEvent> {
     let CallCommand::Offer {
         call,
         caller_leg,
@@ -298,12 +298,6 @@ fn offer(command: &CallCommand, now: DateTime<Utc>) -> Vec<CallEvent> {
         return Vec::new();
     };
     vec![
-        CallEvent::CallClockRecorded {
-            call: *call,
-            at: now,
-            ring_deadline: None,
-            voicemail: None,
-        },
         CallEvent::CallCreated {
             call: *call,
             direction: *direction,
@@ -321,6 +315,8 @@ fn offer(command: &CallCommand, now: DateTime<Utc>) -> Vec<CallEvent> {
             party: caller.clone(),
             contact: *caller_contact,
             parent: None,
+            ring_timeout_ms: None,
+            voicemail: None,
         },
     ]
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use events::ids::LegId;
 use events::model::{
     CallEvent, HangupCause, LegRole, ListenEndReason, ListenMode, ListenVia, RecordingTrigger,
@@ -182,7 +182,8 @@ impl StreamCheck {
     }
 }
 
-fn run(seed: u64, steps: usize) -> (Call, Vec<CallEvent>) {
+/// The call after a random run, and its history: each event with the instant it happened at.
+fn run(seed: u64, steps: usize) -> (Call, Vec<(CallEvent, DateTime<Utc>)>) {
     let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut call = Call::default();
     let mut history = Vec::new();
@@ -220,9 +221,9 @@ fn run(seed: u64, steps: usize) -> (Call, Vec<CallEvent>) {
         };
         for e in &events {
             check.check(seed, &call, e);
-            call.evolve(e);
+            call.evolve(e, now);
         }
-        history.extend(events);
+        history.extend(events.into_iter().map(|e| (e, now)));
         assert!(
             call.never_ended_twice(),
             "seed {seed}: ended twice after {command:?}"
@@ -252,7 +253,7 @@ fn random_sequences_end_every_leg_and_the_call_exactly_once() {
             continue;
         }
         offered += 1;
-        for e in &history {
+        for (e, _) in &history {
             seen.insert(match e {
                 CallEvent::CallEnded { disposition, .. } => format!("{disposition:?}"),
                 other => other.event_type().to_owned(),
@@ -264,7 +265,7 @@ fn random_sequences_end_every_leg_and_the_call_exactly_once() {
         );
         assert!(call.ended_exactly_once(), "seed {seed}");
         assert!(
-            matches!(history.last(), Some(CallEvent::CallEnded { .. })),
+            matches!(history.last(), Some((CallEvent::CallEnded { .. }, _))),
             "seed {seed}: the stream does not end with CallEnded"
         );
         for line in call.leg_summaries() {
@@ -277,7 +278,7 @@ fn random_sequences_end_every_leg_and_the_call_exactly_once() {
                 );
             }
         }
-        let rebuilt = Call::replay(history.iter());
+        let rebuilt = Call::replay(history.iter().map(|(e, at)| (e, *at)));
         assert_eq!(rebuilt.leg_summaries(), call.leg_summaries(), "seed {seed}");
         assert_eq!(rebuilt.summary(), call.summary(), "seed {seed}");
     }

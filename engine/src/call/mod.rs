@@ -39,8 +39,8 @@ impl Aggregate for Call {
         decide::decide(self, command, now)
     }
 
-    fn evolve(&mut self, event: &CallEvent) {
-        state::Call::evolve(self, event);
+    fn evolve(&mut self, event: &CallEvent, at: DateTime<Utc>) {
+        state::Call::evolve(self, event, at);
     }
 
     /// The ring timeout, while callee legs are ringing.

@@ -5,7 +5,7 @@
 //! leg once, with its CDR facts, and the call once, after its last leg. It never reads a clock.
 
 use chrono::{DateTime, Utc};
-use events::ids::{CallId, ExtensionNumber, LegId, ListenSessionId};
+use events::ids::{CallId, LegId, ListenSessionId};
 use events::model::{
     CallEvent, Disposition, HangupCause, HangupSide, LegRole, ListenEndReason, VoicemailReason,
 };
@@ -31,23 +31,11 @@ impl Plan {
         }
     }
 
+    /// Records `event`, folding it into the scratch state at `now`, the instant it will be
+    /// stored with (and folded at) once appended.
     pub(super) fn push(&mut self, event: CallEvent) {
-        self.next.evolve(&event);
+        self.next.evolve(&event, self.now);
         self.events.push(event);
-    }
-
-    /// Records `now` for the events that follow (and arms the ring timeout, when given).
-    pub(super) fn mark(&mut self, ring: Option<(DateTime<Utc>, Option<ExtensionNumber>)>) {
-        let (ring_deadline, voicemail) = match ring {
-            Some((deadline, voicemail)) => (Some(deadline), voicemail),
-            None => (None, None),
-        };
-        self.push(CallEvent::CallClockRecorded {
-            call: self.id,
-            at: self.now,
-            ring_deadline,
-            voicemail,
-        });
     }
 
     fn leg(&self, leg: LegId) -> Result<&Leg, CallRejection> {
@@ -155,7 +143,6 @@ impl Plan {
             return Ok(());
         }
         let (contact, parent) = (l.contact, l.parent);
-        self.mark(None);
         self.push(CallEvent::CallAnswered {
             call: self.id,
             leg,
@@ -294,7 +281,6 @@ impl Plan {
                     });
                     // The mailbox answers the waiting leg: it hears the greeting.
                     if !answered {
-                        self.mark(None);
                         self.push(CallEvent::CallAnswered {
                             call: self.id,
                             leg: parent,

@@ -1,7 +1,8 @@
 //! The call as its events leave it: parties, legs with their progress and times, listening
 //! sessions, recordings, the armed ring timeout, and whether (and how often) it ended. `evolve`
-//! folds one event and never fails; it takes instants only from `CallClockRecorded` and from the
-//! durations `LegEnded` carries, never from a clock. The pure queries other parts of the engine
+//! folds one event and never fails; it takes instants only from the time each event happened at
+//! (its `occurred_at`, handed in by the caller), never from a clock. The ring deadline is the
+//! time the rung legs were created plus the ring timeout their `LegCreated` carries. The pure queries other parts of the engine
 //! and the simulations need (leg summaries, `ended_exactly_once`) live here too.
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -21,8 +22,6 @@ pub struct Call {
     pub(super) caller: Party,
     pub(super) callee: Party,
     pub(super) dialled: Option<PhoneNumber>,
-    /// The instant of the last `CallClockRecorded`: what the events after it happened at.
-    pub(super) clock: DateTime<Utc>,
     pub(super) created_at: DateTime<Utc>,
     pub(super) legs: Vec<Leg>,
     pub(super) ring: Option<RingTimer>,
@@ -228,23 +227,10 @@ impl Call {
         self.talk_banked_ms + self.talk_since.map_or(0, |since| millis(now - since))
     }
 
-    pub(super) fn evolve(&mut self, event: &CallEvent) {
+    /// Folds one event that happened at `at`; see `Aggregate::evolve`.
+    pub(super) fn evolve(&mut self, event: &CallEvent, at: DateTime<Utc>) {
         use CallEvent as E;
         match event {
-            E::CallClockRecorded {
-                at,
-                ring_deadline,
-                voicemail,
-                ..
-            } => {
-                self.clock = *at;
-                if let Some(deadline) = ring_deadline {
-                    self.ring = Some(RingTimer {
-                        deadline: *deadline,
-                        voicemail: voicemail.clone(),
-                    });
-                }
-            }
             E::CallCreated {
                 call,
                 direction,
@@ -258,7 +244,7 @@ impl Call {
                 self.caller = caller.clone();
                 self.callee = callee.clone();
                 self.dialled = Some(dialled.clone());
-                self.created_at = self.clock;
+                self.created_at = at;
             }
             E::LegCreated {
                 leg,
@@ -266,8 +252,17 @@ impl Call {
                 party,
                 contact,
                 parent,
+                ring_timeout_ms,
+                voicemail,
                 ..
             } => {
+                // Rung legs arm the ring timeout; those rung together carry the same one.
+                if let Some(timeout) = ring_timeout_ms {
+                    self.ring = Some(RingTimer {
+                        deadline: after(at, *timeout),
+                        voicemail: voicemail.clone(),
+                    });
+                }
                 if self.leg(*leg).is_none() {
                     self.legs.push(Leg {
                         id: *leg,
@@ -277,7 +272,7 @@ impl Call {
                         parent: *parent,
                         progress: LegProgress::Trying,
                         held: false,
-                        created_at: self.clock,
+                        created_at: at,
                         answered_at: None,
                         ended: None,
                         end_events: 0,
@@ -299,15 +294,14 @@ impl Call {
                 }
             }
             E::CallAnswered { leg, .. } => {
-                let now = self.clock;
                 if let Some(l) = self.leg_mut(*leg)
                     && l.ended.is_none()
                     && l.answered_at.is_none()
                 {
-                    l.answered_at = Some(now);
+                    l.answered_at = Some(at);
                     l.progress = LegProgress::Answered;
                 }
-                self.retime_talk(now);
+                self.retime_talk(at);
             }
             E::CallHeld { leg, .. } => {
                 if let Some(l) = self.leg_mut(*leg) {
@@ -329,7 +323,7 @@ impl Call {
                 ..
             } => {
                 // The target's leg comes over from the consultation call, already answered.
-                let now = self.clock;
+                let now = at;
                 if self.leg(*target_leg).is_none() {
                     self.legs.push(Leg {
                         id: *target_leg,
@@ -364,7 +358,7 @@ impl Call {
                         target_leg: *target_leg,
                         target: target.clone(),
                         mode: *mode,
-                        started_at: self.clock,
+                        started_at: at,
                         stopped_after_ms: None,
                     });
                 }
@@ -384,7 +378,7 @@ impl Call {
                 }
             }
             E::CallRecordingStarted { recording, .. } => {
-                let now = self.clock;
+                let now = at;
                 match self.recordings.iter_mut().find(|r| r.id == *recording) {
                     Some(r) => {
                         r.started_at = now;
@@ -419,7 +413,6 @@ impl Call {
                 if l.ended.is_some() {
                     return;
                 }
-                let at = after(l.created_at, *duration_ms);
                 l.ended = Some(LegEnd {
                     at,
                     cause: *cause,

@@ -116,18 +116,10 @@ struct Draft {
 }
 
 impl Draft {
-    /// Records `event`, preceded by the time when it is the first of the batch and the clock
-    /// moved.
+    /// Records `event`, folding it into the draft at `now`: the instant it is stored with and
+    /// folded at once appended.
     fn emit(&mut self, event: ConferenceEvent) {
-        if self.events.is_empty() && self.state.clock != Some(self.now) {
-            let mark = ConferenceEvent::ConferenceClockRecorded {
-                conference: self.conference.clone(),
-                at: self.now,
-            };
-            self.state.apply(&mark);
-            self.events.push(mark);
-        }
-        self.state.apply(&event);
+        self.state.apply(&event, self.now);
         self.events.push(event);
     }
 

@@ -34,8 +34,8 @@ impl Aggregate for Conference {
         decide::decide(self, command, now)
     }
 
-    fn evolve(&mut self, event: &ConferenceEvent) {
-        self.apply(event);
+    fn evolve(&mut self, event: &ConferenceEvent, at: DateTime<Utc>) {
+        self.apply(event, at);
     }
 
     fn deadlines(&self) -> Vec<Deadline<ConferenceCommand>> {

@@ -1,7 +1,9 @@
 //! The room as its events leave it, and `evolve`, which folds one event and never fails. A room
 //! is configured once and then goes through runs: a run starts when the first member joins an
 //! idle room and ends a grace period after the last one leaves. The lock belongs to the run;
-//! outstanding invitations are forgotten when it ends. Times come from `ConferenceClockRecorded`.
+//! outstanding invitations are forgotten when it ends. Times come from the instant each event
+//! happened at (its `occurred_at`, handed to `evolve`): a room rebuilt from its stream knows when
+//! its run started, its members joined and it emptied, and re-arms the end-when-empty timer.
 
 use std::collections::BTreeSet;
 
@@ -22,7 +24,6 @@ pub struct Conference {
     pub(super) id: Option<ConferenceId>,
     pub(super) settings: Option<ConferenceSettings>,
     pub(super) deleted: bool,
-    pub(super) clock: Option<DateTime<Utc>>,
     pub(super) run: Option<Run>,
     /// Outgoing invitation calls, which may join past the PIN and the lock; forgotten when
     /// they join or the run ends.
@@ -83,16 +84,10 @@ impl Conference {
         self.run.as_ref().is_some_and(|r| r.locked)
     }
 
-    pub(super) fn now(&self) -> DateTime<Utc> {
-        self.clock.unwrap_or_default()
-    }
-
-    /// Folds one event; see `Aggregate::evolve`.
-    pub(super) fn apply(&mut self, event: &ConferenceEvent) {
+    /// Folds one event that happened at `now`; see `Aggregate::evolve`.
+    pub(super) fn apply(&mut self, event: &ConferenceEvent, now: DateTime<Utc>) {
         use ConferenceEvent as E;
-        let now = self.now();
         match event {
-            E::ConferenceClockRecorded { at, .. } => self.clock = Some(*at),
             E::ConferenceConfigured {
                 conference,
                 name,

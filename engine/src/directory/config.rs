@@ -346,7 +346,7 @@ impl Cx<'_> {
             .decide(command, DECIDED_AT)
             .map_err(|r| self.err(at, key, r.to_string()))?;
         for e in &events {
-            dir.evolve(e);
+            dir.evolve(e, DECIDED_AT);
         }
         Ok(events)
     }
@@ -386,7 +386,7 @@ fn load_tenant(
             .decide(&command, DECIDED_AT)
             .map_err(|r| cx.err_at(at, k, r.to_string()))?;
         for e in &produced {
-            dir.evolve(e);
+            dir.evolve(e, DECIDED_AT);
         }
         events.extend(produced);
         commands.push(command);

@@ -195,7 +195,7 @@ impl Aggregate for Directory {
         decide::decide(self, command, now)
     }
 
-    fn evolve(&mut self, event: &DirectoryEvent) {
+    fn evolve(&mut self, event: &DirectoryEvent, _at: DateTime<Utc>) {
         use DirectoryEvent as E;
         match event {
             E::ResellerCreated { reseller, name } => {

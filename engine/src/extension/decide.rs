@@ -4,10 +4,10 @@
 //! folding the new events into a copy of the state, so the rule lives in one place.
 
 use chrono::{DateTime, Duration, Utc};
-use events::ids::{DeviceContactId, ExtensionNumber, PhoneNumber, UserId};
+use events::ids::{DeviceContactId, ExtensionNumber, PhoneNumber, PresenceStateId, UserId};
 use events::model::{
-    ExtensionCallState, ExtensionEvent, ForwardKind, PresenceRule, PresenceSource, SettingSource,
-    UnregisterReason,
+    ExtensionCallState, ExtensionEvent, ForwardKind, PresenceRule, PresenceSource,
+    PresenceStateType, SettingSource, UnregisterReason,
 };
 
 use crate::aggregate::Aggregate;
@@ -37,6 +37,10 @@ pub enum ExtensionRejection {
     RingTimeTooShort(u64),
     #[error("follow-me cannot be enabled with an empty list of numbers")]
     FollowMeWithoutNumbers,
+    /// Turning DND off by hand while presence is a `dnd` state would leave presence saying
+    /// "do not disturb" while calls ring: presence, DND and routing must agree.
+    #[error("presence is {0} (a DND state); change presence to turn DND off")]
+    DndHeldByPresence(PresenceStateId),
 }
 
 pub(super) fn decide(
@@ -129,9 +133,20 @@ pub(super) fn decide(
             enabled,
             source,
             by,
-        } => dnd_change(ext, &extension, *enabled, *source, by.clone())
-            .into_iter()
-            .collect(),
+        } => {
+            // DND that a `dnd` presence state holds ends with that presence (its rule, if any,
+            // turns it off), never on its own.
+            if let Some(p) = &ext.presence
+                && !*enabled
+                && ext.dnd
+                && p.state_type == PresenceStateType::Dnd
+            {
+                return Err(ExtensionRejection::DndHeldByPresence(p.state.clone()));
+            }
+            dnd_change(ext, &extension, *enabled, *source, by.clone())
+                .into_iter()
+                .collect()
+        }
         C::SetCallForward {
             kind,
             destination,
@@ -191,7 +206,7 @@ pub(super) fn decide(
             }
         }
     };
-    Ok(with_line_change(ext, events))
+    Ok(with_line_change(ext, events, now))
 }
 
 fn register_contact(
@@ -398,13 +413,17 @@ fn set_forward(
 }
 
 /// Appends `LineStateChanged` when the events move the derived line.
-fn with_line_change(ext: &Extension, mut events: Vec<ExtensionEvent>) -> Vec<ExtensionEvent> {
+fn with_line_change(
+    ext: &Extension,
+    mut events: Vec<ExtensionEvent>,
+    now: DateTime<Utc>,
+) -> Vec<ExtensionEvent> {
     if events.is_empty() {
         return events;
     }
     let mut next = ext.clone();
     for e in &events {
-        next.evolve(e);
+        next.evolve(e, now);
     }
     let derived = next.derived_line();
     if derived != next.line

@@ -238,7 +238,7 @@ impl Aggregate for Extension {
         decide::decide(self, command, now)
     }
 
-    fn evolve(&mut self, event: &ExtensionEvent) {
+    fn evolve(&mut self, event: &ExtensionEvent, _at: DateTime<Utc>) {
         use ExtensionEvent as E;
         match event {
             E::ExtensionProvisioned {

@@ -1006,6 +1006,51 @@ fn a_dnd_extension_never_rings_whatever_the_path_to_dnd() {
 }
 
 #[test]
+fn dnd_held_by_a_dnd_presence_cannot_be_turned_off_by_hand() {
+    let s = given::<Extension>(online())
+        .when(set_presence("busy", PresenceStateType::Dnd))
+        .then([
+            presence_set("busy", PresenceStateType::Dnd, PresenceSource::User),
+            dnd_changed(true, SettingSource::PresenceRule),
+        ])
+        .when(set_dnd(false))
+        .then_rejected(ExtensionRejection::DndHeldByPresence(
+            id::<PresenceStateId>("busy"),
+        ))
+        // Turning it on again, or off through presence, is fine.
+        .when(set_dnd(true))
+        .then_nothing();
+    assert_eq!(
+        ExtensionRejection::DndHeldByPresence(id::<PresenceStateId>("busy")).to_string(),
+        "presence is busy (a DND state); change presence to turn DND off"
+    );
+    // Presence, DND and routing still agree: nothing rings.
+    assert!(s.state().dnd());
+    assert_eq!(
+        route(&s),
+        RouteDecision::Decline {
+            reason: DeclineReason::DoNotDisturb
+        }
+    );
+    let s = s
+        .when(set_presence("available", PresenceStateType::Available))
+        .then([
+            presence_set(
+                "available",
+                PresenceStateType::Available,
+                PresenceSource::User,
+            ),
+            dnd_changed(false, SettingSource::PresenceRule),
+        ]);
+    assert!(matches!(route(&s), RouteDecision::Ring(_)));
+    // Out of the DND state the toggle is the user's again.
+    s.when(set_dnd(true))
+        .then([dnd_changed(true, SettingSource::User)])
+        .when(set_dnd(false))
+        .then([dnd_changed(false, SettingSource::User)]);
+}
+
+#[test]
 fn leaving_a_dnd_presence_rings_again() {
     let s = given::<Extension>(online())
         .when(set_presence("busy", PresenceStateType::Dnd))

@@ -167,18 +167,10 @@ pub(super) struct Draft {
 }
 
 impl Draft {
-    /// Records `event`, preceded by the time when it is the first of the batch and the clock
-    /// moved.
+    /// Records `event`, folding it into the draft at `now`: the instant it is stored with and
+    /// folded at once appended.
     pub(super) fn emit(&mut self, event: QueueEvent) {
-        if self.events.is_empty() && self.state.clock != Some(self.now) {
-            let mark = QueueEvent::QueueClockRecorded {
-                queue: self.queue.clone(),
-                at: self.now,
-            };
-            self.state.apply(&mark);
-            self.events.push(mark);
-        }
-        self.state.apply(&event);
+        self.state.apply(&event, self.now);
         self.events.push(event);
     }
 

@@ -40,8 +40,8 @@ impl Aggregate for Queue {
         decide::decide(self, command, now)
     }
 
-    fn evolve(&mut self, event: &QueueEvent) {
-        self.apply(event);
+    fn evolve(&mut self, event: &QueueEvent, at: DateTime<Utc>) {
+        self.apply(event, at);
     }
 
     fn deadlines(&self) -> Vec<Deadline<QueueCommand>> {

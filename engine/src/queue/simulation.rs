@@ -41,7 +41,8 @@ impl Rng {
 struct World {
     queue: Queue,
     now: DateTime<Utc>,
-    history: Vec<QueueEvent>,
+    /// Every event, with the instant it happened at.
+    history: Vec<(QueueEvent, DateTime<Utc>)>,
     next_call: u32,
     /// Per call: joined, and how many times it left.
     sessions: BTreeMap<events::ids::CallId, (bool, u32)>,
@@ -75,10 +76,11 @@ impl World {
         };
         for event in &events {
             self.check_before(event);
-            self.queue.evolve(event);
+            self.queue.evolve(event, self.now);
             self.track(event);
         }
-        self.history.extend(events);
+        let now = self.now;
+        self.history.extend(events.into_iter().map(|e| (e, now)));
         self.check_state();
     }
 
@@ -317,6 +319,15 @@ fn run(seed: u64) -> World {
     for _ in 0..400 {
         world.step(&mut rng);
     }
+    // Mid-flight, with callers waiting and agents offered or wrapping up, a queue rebuilt from
+    // its history (each event at the instant it happened) holds the very same timers.
+    let rebuilt = Queue::replay(world.history.iter().map(|(e, at)| (e, *at)));
+    assert_eq!(rebuilt.deadlines(), world.queue.deadlines(), "seed {seed}");
+    assert_eq!(
+        rebuilt.waiting().len(),
+        world.queue.waiting().len(),
+        "seed {seed}"
+    );
     // Drain: every caller hangs up (or completes), then every timer runs out.
     let present: Vec<_> = world.queue.callers.keys().copied().collect();
     for call in present {
@@ -338,7 +349,7 @@ fn run(seed: u64) -> World {
             "call {call}: joined {joined}, left {left} times"
         );
     }
-    let rebuilt = Queue::replay(&world.history);
+    let rebuilt = Queue::replay(world.history.iter().map(|(e, at)| (e, *at)));
     assert_eq!(rebuilt.deadlines(), world.queue.deadlines());
     assert_eq!(rebuilt.completed(), world.queue.completed());
     assert_eq!(rebuilt.abandoned(), world.queue.abandoned());

@@ -1,8 +1,9 @@
 //! The queue as its events leave it, and `evolve`, which folds one event and never fails. An
 //! agent has an *intent* (logged in, paused) and a *system state* (idle, reserved, ringing,
 //! connected, wrap-up), the split mod_callcenter makes; a caller is waiting (with a position)
-//! or connected (position 0). Times come from `QueueClockRecorded`, the only way a state
-//! rebuilt from its stream knows when things happened.
+//! or connected (position 0). Times come from the instant each event happened at (its
+//! `occurred_at`, handed to `evolve`), so a state rebuilt from its stream knows when callers
+//! joined, agents were offered and calls connected, and re-arms the same timers.
 
 use std::collections::BTreeMap;
 
@@ -20,8 +21,6 @@ pub struct Queue {
     pub(super) id: Option<QueueId>,
     pub(super) settings: Option<QueueSettings>,
     pub(super) deleted: bool,
-    /// The last recorded instant.
-    pub(super) clock: Option<DateTime<Utc>>,
     pub(super) agents: IndexMap<AgentId, Agent>,
     pub(super) callers: IndexMap<CallId, Caller>,
     /// The agent round-robin offered last; the next offer starts after them.
@@ -209,21 +208,15 @@ impl Queue {
         self.agents.get(&agent).and_then(|a| a.last_call_at)
     }
 
-    pub(super) fn now(&self) -> DateTime<Utc> {
-        self.clock.unwrap_or_default()
-    }
-
     pub(super) fn waiting_count(&self) -> u32 {
         let n = self.callers.values().filter(|c| c.is_waiting()).count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// Folds one event; see `Aggregate::evolve`.
-    pub(super) fn apply(&mut self, event: &QueueEvent) {
+    /// Folds one event that happened at `now`; see `Aggregate::evolve`.
+    pub(super) fn apply(&mut self, event: &QueueEvent, now: DateTime<Utc>) {
         use QueueEvent as E;
-        let now = self.now();
         match event {
-            E::QueueClockRecorded { at, .. } => self.clock = Some(*at),
             E::QueueConfigured {
                 queue,
                 name,
@@ -259,7 +252,6 @@ impl Queue {
             E::QueueDeleted { .. } => {
                 *self = Queue {
                     id: self.id.take(),
-                    clock: self.clock,
                     deleted: true,
                     ..Queue::default()
                 };

@@ -62,12 +62,6 @@ pub(super) fn settings(strategy: QueueStrategy) -> QueueSettings {
 
 // Events, as the queue writes them.
 
-fn clock(s: i64) -> E {
-    E::QueueClockRecorded {
-        queue: queue_id(),
-        at: secs(s),
-    }
-}
 fn configured(s: &QueueSettings) -> E {
     E::QueueConfigured {
         queue: queue_id(),
@@ -190,7 +184,7 @@ fn answer(a: u32, c: u32) -> QueueCommand {
 
 /// A configured queue with agents 1..=n logged in at t0, penalty 0.
 fn with_agents(strategy: QueueStrategy, n: u32) -> Vec<E> {
-    let mut history = vec![clock(0), configured(&settings(strategy))];
+    let mut history = vec![configured(&settings(strategy))];
     history.extend((1..=n).map(|a| logged_in(a, 0)));
     history
 }
@@ -203,7 +197,7 @@ fn configuring_records_every_setting_once() {
             queue: queue_id(),
             settings: s.clone(),
         })
-        .then([clock(0), configured(&s)])
+        .then([configured(&s)])
         .when(QueueCommand::Configure {
             queue: queue_id(),
             settings: s.clone(),
@@ -263,15 +257,12 @@ fn agents_log_in_once_and_log_out_with_their_session_time() {
             agent: agent(1),
             reason: AgentLogoutReason::Requested,
         })
-        .then([
-            clock(3600),
-            E::AgentLoggedOut {
-                queue: queue_id(),
-                agent: agent(1),
-                reason: AgentLogoutReason::Requested,
-                session_ms: 3_600_000,
-            },
-        ])
+        .then([E::AgentLoggedOut {
+            queue: queue_id(),
+            agent: agent(1),
+            reason: AgentLogoutReason::Requested,
+            session_ms: 3_600_000,
+        }])
         .when(QueueCommand::LogOut {
             agent: agent(1),
             reason: AgentLogoutReason::Requested,
@@ -321,7 +312,7 @@ fn join_when_empty_follows_the_setting() {
         }]);
     let mut s = settings(QueueStrategy::RingAll);
     s.join_empty = true;
-    given::<Queue>([clock(0), configured(&s)])
+    given::<Queue>([configured(&s)])
         .when(join(1))
         .then([joined(1, 1)]);
 }
@@ -338,7 +329,6 @@ fn ring_all_offers_every_available_agent_and_the_first_answer_wins() {
         .at(secs(4))
         .when(answer(2, 1))
         .then([
-            clock(4),
             connected(2, 1, 4_000, 4_000),
             cancelled(1, 1, 4_000),
             cancelled(3, 1, 4_000),
@@ -355,7 +345,7 @@ fn ring_all_offers_every_available_agent_and_the_first_answer_wins() {
 
 #[test]
 fn ring_all_prefers_the_lowest_penalty() {
-    let mut history = vec![clock(0), configured(&settings(QueueStrategy::RingAll))];
+    let mut history = vec![configured(&settings(QueueStrategy::RingAll))];
     history.extend([logged_in(1, 1), logged_in(2, 0), logged_in(3, 0)]);
     given::<Queue>(history)
         .when(join(1))
@@ -389,7 +379,6 @@ fn least_recent_picks_the_agent_idle_longest() {
     let mut s = settings(QueueStrategy::LeastRecent);
     s.wrap_up_ms = 0;
     given::<Queue>([
-        clock(0),
         configured(&s),
         logged_in(1, 0),
         logged_in(2, 0),
@@ -430,7 +419,7 @@ fn least_recent_picks_the_agent_idle_longest() {
 fn fewest_calls_picks_the_agent_with_fewest_calls_taken() {
     let mut s = settings(QueueStrategy::FewestCalls);
     s.wrap_up_ms = 0;
-    let s = given::<Queue>([clock(0), configured(&s), logged_in(1, 0), logged_in(2, 0)])
+    let s = given::<Queue>([configured(&s), logged_in(1, 0), logged_in(2, 0)])
         .when(join(1))
         .then([joined(1, 1), reserved(1, 1)])
         .when(ringing(1, 1))
@@ -459,7 +448,7 @@ fn a_paused_agent_is_never_offered_and_pausing_withdraws_an_offer() {
             reason: Some("lunch".into()),
             by: None,
         })
-        .then([clock(2), cancelled(1, 1, 2_000), paused(1), reserved(2, 1)])
+        .then([cancelled(1, 1, 2_000), paused(1), reserved(2, 1)])
         .when(QueueCommand::Pause {
             agent: agent(1),
             reason: None,
@@ -474,7 +463,6 @@ fn a_paused_agent_is_never_offered_and_pausing_withdraws_an_offer() {
             call: call(1),
         })
         .then([
-            clock(17),
             E::AgentRingNoAnswer {
                 queue: queue_id(),
                 agent: agent(2),
@@ -582,7 +570,7 @@ fn an_offer_times_out_and_the_next_agent_is_tried() {
         .then([joined(1, 1), reserved(1, 1)])
         .at(secs(1))
         .when(ringing(1, 1))
-        .then([clock(1), offered(1, 1)]);
+        .then([offered(1, 1)]);
     let ring = Deadline::new(
         secs(15),
         QueueCommand::RingNoAnswer {
@@ -598,7 +586,6 @@ fn an_offer_times_out_and_the_next_agent_is_tried() {
     s.at(secs(15))
         .when(ring.command)
         .then([
-            clock(15),
             E::AgentRingNoAnswer {
                 queue: queue_id(),
                 agent: agent(1),
@@ -627,7 +614,7 @@ fn a_completed_call_starts_wrap_up_and_counts_for_the_agent() {
         .accepted()
         .at(secs(10))
         .when(answer(1, 1))
-        .then([clock(10), connected(1, 1, 10_000, 5_000), moved(2, 1)])
+        .then([connected(1, 1, 10_000, 5_000), moved(2, 1)])
         .when(QueueCommand::Complete {
             call: call(2),
             by: CompletedBy::Agent,
@@ -636,7 +623,6 @@ fn a_completed_call_starts_wrap_up_and_counts_for_the_agent() {
         .at(secs(70))
         .when(QueueCommand::CallerHungUp { call: call(1) })
         .then([
-            clock(70),
             E::AgentCompleted {
                 queue: queue_id(),
                 agent: agent(1),
@@ -669,7 +655,6 @@ fn a_completed_call_starts_wrap_up_and_counts_for_the_agent() {
     let wrap = Deadline::new(secs(80), QueueCommand::EndWrapUp { agent: agent(1) });
     assert!(s.state().deadlines().contains(&wrap));
     s.at(secs(80)).when(wrap.command).then([
-        clock(80),
         E::AgentWrapUpEnded {
             queue: queue_id(),
             agent: agent(1),
@@ -690,14 +675,11 @@ fn an_agent_may_end_wrap_up_early() {
     ]))
     .at(secs(3))
     .when(QueueCommand::EndWrapUp { agent: agent(1) })
-    .then([
-        clock(3),
-        E::AgentWrapUpEnded {
-            queue: queue_id(),
-            agent: agent(1),
-            early: true,
-        },
-    ])
+    .then([E::AgentWrapUpEnded {
+        queue: queue_id(),
+        agent: agent(1),
+        early: true,
+    }])
     .when(QueueCommand::EndWrapUp { agent: agent(1) })
     .then_nothing();
 }
@@ -716,7 +698,6 @@ fn a_caller_who_hangs_up_while_waiting_is_abandoned_and_the_line_moves_up() {
         .at(secs(42))
         .when(QueueCommand::CallerHungUp { call: call(1) })
         .then([
-            clock(42),
             E::QueueCallerLeft {
                 queue: queue_id(),
                 call: call(1),
@@ -746,7 +727,6 @@ fn a_ringing_caller_who_hangs_up_cancels_the_offers() {
         .at(secs(3))
         .when(QueueCommand::CallerHungUp { call: call(1) })
         .then([
-            clock(3),
             cancelled(1, 1, 3_000),
             cancelled(2, 1, 3_000),
             E::QueueCallerLeft {
@@ -780,21 +760,18 @@ fn a_caller_waiting_past_the_maximum_leaves_with_timeout() {
         .then_nothing()
         .at(secs(300))
         .when(timer.command)
-        .then([
-            clock(300),
-            E::QueueCallerLeft {
-                queue: queue_id(),
-                call: call(1),
-                reason: QueueLeaveReason::Timeout,
-                key: None,
-                position: 1,
-                original_position: 1,
-                hold_ms: 300_000,
-                ring_ms: 0,
-                talk_ms: 0,
-                agent: None,
-            },
-        ]);
+        .then([E::QueueCallerLeft {
+            queue: queue_id(),
+            call: call(1),
+            reason: QueueLeaveReason::Timeout,
+            key: None,
+            position: 1,
+            original_position: 1,
+            hold_ms: 300_000,
+            ring_ms: 0,
+            talk_ms: 0,
+            agent: None,
+        }]);
 }
 
 #[test]
@@ -893,6 +870,48 @@ fn an_agent_on_a_queue_call_cannot_log_out_and_a_queue_with_callers_cannot_be_de
         .then([E::QueueDeleted { queue: queue_id() }])
         .when(join(2))
         .then_rejected(QueueRejection::Deleted(queue_id()));
+}
+
+#[test]
+fn waits_and_sessions_count_from_when_the_history_happened() {
+    // Agent 1 logged in at 0 and paused; caller 1 joined at 100.
+    let history = with_agents(QueueStrategy::RingAll, 1)
+        .into_iter()
+        .map(|e| (secs(0), e))
+        .chain([(secs(0), paused(1)), (secs(100), joined(1, 1))]);
+    let s = crate::testing::given_at::<Queue>(history);
+    assert_eq!(
+        s.state().deadlines(),
+        vec![Deadline::new(
+            secs(400),
+            QueueCommand::MaxWaitExceeded { call: call(1) }
+        )]
+    );
+    s.at(secs(142))
+        .when(QueueCommand::CallerHungUp { call: call(1) })
+        .then([E::QueueCallerLeft {
+            queue: queue_id(),
+            call: call(1),
+            reason: QueueLeaveReason::Abandoned,
+            key: None,
+            position: 1,
+            original_position: 1,
+            hold_ms: 42_000,
+            ring_ms: 0,
+            talk_ms: 0,
+            agent: None,
+        }])
+        .at(secs(3_600))
+        .when(QueueCommand::LogOut {
+            agent: agent(1),
+            reason: AgentLogoutReason::Requested,
+        })
+        .then([E::AgentLoggedOut {
+            queue: queue_id(),
+            agent: agent(1),
+            reason: AgentLogoutReason::Requested,
+            session_ms: 3_600_000,
+        }]);
 }
 
 #[test]

@@ -9,6 +9,12 @@
 //! Sequencing: each command runs as an `AtomicResponse`, which holds the mailbox (and the timers)
 //! until the append and the fold are done, so commands to one aggregate never interleave. A
 //! deadline that comes due goes through the same path as a command from outside.
+//!
+//! Time: every event is folded with its `occurred_at`. After an append that is the `now` the
+//! command was decided at, truncated to the microseconds the log stores (`to_micros`), the very
+//! value encoded into the envelope; a rebuild and a catch-up fold the `occurred_at` read back.
+//! So a live state and one rebuilt from the stream have seen identical instants, and hold
+//! identical deadlines.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -210,6 +216,7 @@ impl<A: Aggregate> AggregateActor<A> {
     }
 
     fn encode(&self, events: Vec<A::Event>, execute: &Execute<A>, now: DateTime<Utc>) -> Batch<A> {
+        // Truncated here, once: the stored value and the one `commit` folds are the same.
         let occurred_at = to_micros(now);
         let mut metadata = Vec::with_capacity(events.len());
         let mut records = Vec::with_capacity(events.len());
@@ -261,7 +268,10 @@ impl<A: Aggregate> AggregateActor<A> {
                 })
                 .boxed_local();
         }
-        if !self.fold(&events) {
+        // Folded at the `occurred_at` just stored (the decide's `now`, truncated as the log
+        // keeps it), exactly what a rebuild will fold them at.
+        let timed = events.iter().zip(metadata.iter().map(|m| m.occurred_at));
+        if !self.fold(timed) {
             tracing::error!(stream = %self.stream(), "evolve panicked; rebuilding from the stream");
             return self.recover();
         }
@@ -282,9 +292,8 @@ impl<A: Aggregate> AggregateActor<A> {
         wrap_future::<_, Self>(read)
             .then(move |read, act, ctx| match read {
                 Ok(newer) => {
-                    let last = newer.last().map(|(v, _)| *v);
-                    let events: Vec<A::Event> = newer.into_iter().map(|(_, e)| e).collect();
-                    if !act.fold(&events) {
+                    let last = newer.last().map(|r| r.version);
+                    if !act.fold(newer.iter().map(|r| (&r.event, r.metadata.occurred_at))) {
                         return act.recover();
                     }
                     if let Some(v) = last {
@@ -321,14 +330,16 @@ impl<A: Aggregate> AggregateActor<A> {
                 act.version = 0;
                 let rebuilt = match read {
                     Ok(history) => {
-                        let last = history.last().map_or(0, |(v, _)| *v);
-                        let events: Vec<A::Event> = history.into_iter().map(|(_, e)| e).collect();
-                        if act.fold(&events) {
+                        let last = history.last().map_or(0, |r| r.version);
+                        if act.fold(history.iter().map(|r| (&r.event, r.metadata.occurred_at))) {
                             act.version = last;
                             Ok(())
                         } else {
                             *act.state = A::default();
-                            Err(format!("evolve panicked while replaying {} events", events.len()))
+                            Err(format!(
+                                "evolve panicked while replaying {} events",
+                                history.len()
+                            ))
                         }
                     }
                     Err(e) => Err(e.to_string()),
@@ -348,12 +359,16 @@ impl<A: Aggregate> AggregateActor<A> {
             .boxed_local()
     }
 
-    /// Folds `events` into the state; false if `evolve` panicked (the state is then garbage).
-    fn fold(&mut self, events: &[A::Event]) -> bool {
+    /// Folds `events`, each at its `occurred_at`, into the state; false if `evolve` panicked
+    /// (the state is then garbage).
+    fn fold<'e>(&mut self, events: impl IntoIterator<Item = (&'e A::Event, DateTime<Utc>)>) -> bool
+    where
+        A::Event: 'e,
+    {
         let state = &mut self.state;
         catch_unwind(AssertUnwindSafe(|| {
-            for e in events {
-                state.evolve(e);
+            for (e, at) in events {
+                state.evolve(e, at);
             }
         }))
         .is_ok()
@@ -531,12 +546,13 @@ struct Batch<A: Aggregate> {
     records: Vec<EventRecord>,
 }
 
-/// The stream's events after version `after`, narrowed to this aggregate's event type.
+/// The stream's events after version `after`, narrowed to this aggregate's event type, with
+/// their envelopes (the version and the `occurred_at` they are folded at).
 async fn read_events<A: Aggregate>(
     log: Arc<dyn EventLog>,
     stream: StreamId,
     after: u64,
-) -> Result<Vec<(u64, A::Event)>, LogError> {
+) -> Result<Vec<Recorded<A::Event>>, LogError> {
     let corrupt = |detail: String| LogError::Corrupt {
         target: stream.to_string(),
         detail,
@@ -556,7 +572,7 @@ async fn read_events<A: Aggregate>(
                 ))
             })?;
             after = recorded.version;
-            out.push((recorded.version, recorded.event));
+            out.push(recorded);
         }
         if !full {
             return Ok(out);

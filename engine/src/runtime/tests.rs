@@ -4,22 +4,25 @@
 
 use std::sync::Arc;
 
-use chrono::Duration as ChronoDuration;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use events::log::memory::MemoryLog;
 use events::model::CallEvent;
 use events::{
     AppendOutcome, CallId, CorrelationId, EventLog, ExpectedVersion, GlobalPosition, LegId,
-    ManualClock, SeededIds, StreamId,
+    ManualClock, RecordingId, SeededIds, StreamId,
 };
 
 use super::shell::{delay_until, positions};
 use super::*;
 use crate::testing::t0;
 
-/// A keypad: each press is a `DtmfReceived` on one call.
+/// A keypad: each press is a `DtmfReceived` on one call. It remembers when the first and the
+/// last press happened, as folded, and `Report` writes both into the stream.
 #[derive(Debug, Clone, Default)]
 struct Keypad {
     digits: String,
+    first_at: Option<DateTime<Utc>>,
+    last_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +32,9 @@ enum Key {
     Nothing,
     Refuse,
     Boom,
+    /// Writes when the first and the last press were folded, as nanoseconds after `t0()`, into
+    /// a `CallRecordingStopped` (`duration_ms` and `size_bytes`), which the keypad ignores.
+    Report,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -68,12 +74,28 @@ impl Aggregate for Keypad {
             Key::Nothing => Ok(vec![]),
             Key::Refuse => Err(Refused),
             Key::Boom => panic!("boom"),
+            Key::Report => {
+                let nanos = |at: Option<DateTime<Utc>>| {
+                    at.and_then(|at| (at - t0()).num_nanoseconds())
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(u64::MAX)
+                };
+                Ok(vec![CallEvent::CallRecordingStopped {
+                    call: call(),
+                    recording: RecordingId::parse("00000000-0000-4000-8000-0000000000aa").unwrap(),
+                    duration_ms: nanos(self.first_at),
+                    size_bytes: nanos(self.last_at),
+                    by: None,
+                }])
+            }
         }
     }
 
-    fn evolve(&mut self, event: &CallEvent) {
+    fn evolve(&mut self, event: &CallEvent, at: DateTime<Utc>) {
         if let CallEvent::DtmfReceived { digit, .. } = event {
             self.digits.push(*digit);
+            self.first_at.get_or_insert(at);
+            self.last_at = Some(at);
         }
     }
 }
@@ -83,14 +105,38 @@ fn stream() -> StreamId {
 }
 
 fn setup() -> (Arc<MemoryLog>, Registry<Keypad>) {
+    setup_at(Arc::new(ManualClock::new(t0())))
+}
+
+fn setup_at(clock: Arc<ManualClock>) -> (Arc<MemoryLog>, Registry<Keypad>) {
     let log = Arc::new(MemoryLog::new());
-    let services = Services::new(
-        log.clone(),
-        Arc::new(ManualClock::new(t0())),
-        Arc::new(SeededIds::new(1)),
-        64,
-    );
+    let services = Services::new(log.clone(), clock, Arc::new(SeededIds::new(1)), 64);
     (log, Registry::new(services, RegistryConfig::default()))
+}
+
+/// Runs `Report` and reads back what it wrote: when the first and the last press were folded,
+/// in nanoseconds after `t0()`.
+async fn report(log: &MemoryLog, registry: &Registry<Keypad>, keypad: &Instance) -> (u64, u64) {
+    let done = registry
+        .execute(keypad, Execute::new(Key::Report))
+        .await
+        .unwrap();
+    let stored = log
+        .read_stream(&stream(), done.version - 1, 1)
+        .await
+        .unwrap();
+    let recorded = events::codec::decode(&stored[0])
+        .unwrap()
+        .narrow::<CallEvent>()
+        .unwrap();
+    match recorded.event {
+        CallEvent::CallRecordingStopped {
+            duration_ms,
+            size_bytes,
+            ..
+        } => (duration_ms, size_bytes),
+        other => panic!("not a report: {other:?}"),
+    }
 }
 
 #[test]
@@ -217,6 +263,60 @@ async fn a_stale_version_is_caught_up_and_decided_again() {
         .map(|e| e.record.payload.clone())
         .collect();
     assert!(digits[1].contains("\"9\"") && digits[2].contains("\"2\""));
+}
+
+#[actix::test]
+async fn events_are_folded_at_their_stored_occurred_at_live_rebuilt_and_caught_up() {
+    // A clock with sub-microsecond digits: the log keeps microseconds, so the live fold must
+    // see the truncated instant too, or a rebuilt state would differ from the live one.
+    let clock = Arc::new(ManualClock::new(
+        t0() + ChronoDuration::nanoseconds(1_234_567),
+    ));
+    let (log, registry) = setup_at(clock.clone());
+    let keypad = Instance::new(stream());
+    registry
+        .execute(&keypad, Execute::new(Key::Press('1')))
+        .await
+        .unwrap();
+    let stored = log.read_stream(&stream(), 0, 1).await.unwrap();
+    assert_eq!(
+        stored[0].record.occurred_at,
+        t0() + ChronoDuration::microseconds(1_234)
+    );
+    clock.set(t0() + ChronoDuration::seconds(5));
+    assert_eq!(
+        report(&log, &registry, &keypad).await,
+        (1_234_000, 1_234_000)
+    );
+    assert!(registry.retire(&stream()).await);
+    assert_eq!(
+        report(&log, &registry, &keypad).await,
+        (1_234_000, 1_234_000),
+        "a rebuild folds the stored instants"
+    );
+
+    // Another writer appends a press at 7 s; the actor catches up on its next command.
+    let version = log.read_stream(&stream(), 0, 100).await.unwrap().len() as u64;
+    let other = events::codec::encode(
+        &press('9').into(),
+        events::codec::Metadata::new(
+            events::EventId::parse("00000000-0000-4000-8000-0000000000ee").unwrap(),
+            t0() + ChronoDuration::seconds(7),
+        ),
+    );
+    log.append(&stream(), ExpectedVersion::Exact(version), vec![other])
+        .await
+        .unwrap();
+    assert_eq!(
+        report(&log, &registry, &keypad).await,
+        (1_234_000, 7_000_000_000),
+        "a catch-up folds the other writer's occurred_at"
+    );
+    assert!(registry.retire(&stream()).await);
+    assert_eq!(
+        report(&log, &registry, &keypad).await,
+        (1_234_000, 7_000_000_000)
+    );
 }
 
 #[actix::test]

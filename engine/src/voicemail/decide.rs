@@ -73,7 +73,7 @@ impl Aggregate for VoicemailBox {
         Ok(events)
     }
 
-    fn evolve(&mut self, event: &VoicemailEvent) {
+    fn evolve(&mut self, event: &VoicemailEvent, _at: DateTime<Utc>) {
         self.evolve_event(event);
     }
 }

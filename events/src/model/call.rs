@@ -50,6 +50,15 @@ event_enum! {
             /// The leg this one was created for (the caller's leg, for each forked callee leg).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             parent: Option<LegId>,
+            /// For a rung leg: how long it may ring before the engine gives up, counted from
+            /// when this event happened (its `occurred_at`). The legs rung together carry the
+            /// same timeout; the ring deadline of a call rebuilt from its stream comes from it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            ring_timeout_ms: Option<u64>,
+            /// With `ring_timeout_ms`: the callee's mailbox the waiting leg goes to when nobody
+            /// answers in time.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            voicemail: Option<ExtensionNumber>,
         },
         /// The leg's device is alerting (SIP 180).
         LegRinging = "LegRinging" {
@@ -283,21 +292,6 @@ event_enum! {
             duration_ms: u64,
             /// Time with at least two legs answered and bridged.
             talk_ms: u64,
-        },
-        /// The instant the events after it in the same append happened, recorded for the call
-        /// itself: an aggregate folds payloads only, so this is how a call rebuilt from its
-        /// stream knows when its legs were created and answered (to measure durations) and when
-        /// its ring timeout falls due. Appended before events that start something the call
-        /// later measures or times out; projections take times from the envelope and may skip it.
-        CallClockRecorded = "CallClockRecorded" {
-            call: CallId,
-            at: DateTime<Utc>,
-            /// Set when callee legs start ringing: when nobody answering ends them.
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            ring_deadline: Option<DateTime<Utc>>,
-            /// With `ring_deadline`: the callee's mailbox the waiting leg goes to at the timeout.
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            voicemail: Option<ExtensionNumber>,
         },
     }
 }

@@ -3,7 +3,6 @@
 //! and invitations. One stream per room (`conference-<tenant>.<conference>`). Members are
 //! identified by their call leg, which is unique per join.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::values::Party;
@@ -121,15 +120,6 @@ event_enum! {
             by: UserId,
             /// The outgoing call that rings the invitee.
             call: CallId,
-        },
-        /// The instant the events after it in the same append happened at. The room folds
-        /// events without their envelope, yet member and run durations, talking stretches and
-        /// the end-when-empty timer count from when things happened: this mark carries that
-        /// time into the stream. It is written only when the time moved since the last mark;
-        /// projections take time from the envelope and may skip it.
-        ConferenceClockRecorded = "ConferenceClockRecorded" {
-            conference: ConferenceId,
-            at: DateTime<Utc>,
         },
     }
 }

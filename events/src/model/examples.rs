@@ -430,6 +430,8 @@ fn call() -> Vec<CallEvent> {
             party: alice(),
             contact: Some(contact(1)),
             parent: Some(leg(1)),
+            ring_timeout_ms: Some(30_000),
+            voicemail: Some(id("1001")),
         },
         E::LegRinging { call, leg: leg(2) },
         E::LegEarlyMedia { call, leg: leg(1) },
@@ -594,12 +596,6 @@ fn call() -> Vec<CallEvent> {
             duration_ms: 412_960,
             talk_ms: 371_500,
         },
-        E::CallClockRecorded {
-            call,
-            at: at(9, 41, 0),
-            ring_deadline: Some(at(9, 41, 30)),
-            voicemail: Some(id("1001")),
-        },
     ]
 }
 
@@ -744,10 +740,6 @@ fn queue() -> Vec<QueueEvent> {
             agent: agent(6),
             until: at(9, 52, 10),
         },
-        E::QueueClockRecorded {
-            queue: queue.clone(),
-            at: at(9, 52, 0),
-        },
         E::AgentLineChanged {
             queue: queue.clone(),
             agent: agent(6),
@@ -842,10 +834,6 @@ fn conference() -> Vec<ConferenceEvent> {
             conference: conference.clone(),
             duration_ms: 2_712_000,
             peak_members: 6,
-        },
-        E::ConferenceClockRecorded {
-            conference: conference.clone(),
-            at: at(10, 45, 12),
         },
         E::ConferenceInviteSent {
             conference,

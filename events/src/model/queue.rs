@@ -215,16 +215,6 @@ event_enum! {
             /// The agent ended it before `until`.
             early: bool,
         },
-        /// The instant the events after it in the same append happened at. The queue folds
-        /// events without their envelope, yet its timers (max wait, ring timeout) and durations
-        /// (hold, ring, talk, session) count from when callers joined, agents were offered and
-        /// calls connected: this mark carries that time into the stream. It is written only when
-        /// the time moved since the last mark; projections take time from the envelope and may
-        /// skip it.
-        QueueClockRecorded = "QueueClockRecorded" {
-            queue: QueueId,
-            at: DateTime<Utc>,
-        },
         /// The line of an agent's extension changed, as the queue sees it (Asterisk's
         /// `QueueMemberStatus`). Only an agent whose line is idle is offered a call.
         AgentLineChanged = "AgentLineChanged" {

@@ -71,7 +71,7 @@ impl Aggregate for ChannelRoom {
         decide(self, command)
     }
 
-    fn evolve(&mut self, event: &RoomEvent) {
+    fn evolve(&mut self, event: &RoomEvent, _at: DateTime<Utc>) {
         self.evolve_event(event);
     }
 }

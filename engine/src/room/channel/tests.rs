@@ -1002,6 +1002,6 @@ fn replaying_the_history_rebuilds_the_same_room() {
         .accepted()
         .when(RoomCommand::Close { user: u("1002") })
         .accepted();
-    let rebuilt = ChannelRoom::replay(s.history().iter());
+    let rebuilt = ChannelRoom::replay(s.history());
     assert_eq!(format!("{rebuilt:?}"), format!("{:?}", s.state()));
 }

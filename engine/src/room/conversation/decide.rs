@@ -49,7 +49,7 @@ impl Aggregate for Conversation {
         decide(self, command)
     }
 
-    fn evolve(&mut self, event: &ConversationEvent) {
+    fn evolve(&mut self, event: &ConversationEvent, _at: DateTime<Utc>) {
         self.evolve_event(event);
     }
 }
