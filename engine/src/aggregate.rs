@@ -14,7 +14,10 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use events::codec::{Metadata, encode};
+use events::log::to_micros;
 use events::model::Event;
+use events::{CorrelationId, EventId, EventRecord, IdGen, TenantId};
 
 /// One aggregate kind: its state is `Self`.
 pub trait Aggregate: Clone + Default + fmt::Debug + Send + 'static {
@@ -74,4 +77,34 @@ impl<C> Deadline<C> {
     pub fn new(at: DateTime<Utc>, command: C) -> Self {
         Self { at, command }
     }
+}
+
+/// Stamps what `decide` produced at `now` with fresh event ids and one envelope, and encodes it
+/// into the records the log appends. The time is truncated once, here, to the microsecond the
+/// log stores, so the value folded right after the append (`metadata[i].occurred_at`) and the
+/// one a rebuild reads back are the same instant. Every runner of aggregates (the actor shell,
+/// the simulation world) goes through this.
+pub fn stamp<E: Clone + Into<Event>>(
+    events: &[E],
+    now: DateTime<Utc>,
+    ids: &dyn IdGen,
+    tenant: Option<&TenantId>,
+    causation_id: Option<EventId>,
+    correlation_id: Option<CorrelationId>,
+) -> (Vec<Metadata>, Vec<EventRecord>) {
+    let occurred_at = to_micros(now);
+    events
+        .iter()
+        .map(|event| {
+            let metadata = Metadata {
+                event_id: EventId::from_uuid(ids.next_uuid()),
+                occurred_at,
+                tenant: tenant.cloned(),
+                causation_id,
+                correlation_id,
+            };
+            let record = encode(&event.clone().into(), metadata.clone());
+            (metadata, record)
+        })
+        .unzip()
 }

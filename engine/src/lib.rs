@@ -15,5 +15,5 @@ pub mod runtime;
 pub mod testing;
 pub mod voicemail;
 
-pub use aggregate::{Aggregate, Deadline};
+pub use aggregate::{Aggregate, Deadline, stamp};
 pub use events;

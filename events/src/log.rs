@@ -375,11 +375,23 @@ pub(crate) fn validate_append(stream: &StreamId, events: &[EventRecord]) -> Resu
                 e.event_type
             )));
         }
-        if !e.payload.trim_start().starts_with('{') {
-            return Err(invalid(format!(
-                "payload of event {} is not a JSON object",
-                e.event_id
-            )));
+        // Checked here, before any backend, so every store refuses the same payloads (a JSON
+        // column would refuse them, a TEXT column would not). Parsing into a `RawValue` only
+        // validates the syntax: no value tree is built.
+        match serde_json::from_str::<&serde_json::value::RawValue>(&e.payload) {
+            Ok(raw) if raw.get().starts_with('{') => {}
+            Ok(_) => {
+                return Err(invalid(format!(
+                    "payload of event {} is not a JSON object",
+                    e.event_id
+                )));
+            }
+            Err(err) => {
+                return Err(invalid(format!(
+                    "payload of event {} is not valid JSON: {err}",
+                    e.event_id
+                )));
+            }
         }
     }
     Ok(())

@@ -116,9 +116,17 @@ fn presence_rules() -> Vec<PresenceRule> {
     ]
 }
 
+/// The deadlines in `after` that were not already armed in `before` (the agenda holds those).
+fn new_deadlines<C: PartialEq>(
+    before: &[engine::Deadline<C>],
+    after: Vec<engine::Deadline<C>>,
+) -> impl Iterator<Item = engine::Deadline<C>> {
+    after.into_iter().filter(move |d| !before.contains(d))
+}
+
 /// Runs a busy hour for `seed`, calling `progress(simulated seconds done, total)` now and then.
 pub fn run_busy_hour(params: &BusyHour, seed: u64, progress: &mut dyn FnMut(u64, u64)) -> Report {
-    let tenant = TenantId::parse("sim").unwrap_or_else(|_| unreachable_tenant());
+    let tenant = TenantId::parse("sim").expect("\"sim\" is a valid tenant slug");
     let mut sim = Sim {
         world: World::new(seed, tenant.clone()),
         agenda: Agenda::default(),
@@ -195,11 +203,6 @@ pub fn run_busy_hour(params: &BusyHour, seed: u64, progress: &mut dyn FnMut(u64,
     }
     progress(total, total);
     sim.finish(params, seed)
-}
-
-fn unreachable_tenant() -> TenantId {
-    // "sim" is a valid slug; this path exists only to avoid a panic in library code.
-    TenantId::parse("simulation").unwrap_or_else(|_| std::process::abort())
 }
 
 impl Sim {
@@ -289,13 +292,11 @@ impl Sim {
     fn ext_command(&mut self, i: usize, command: ExtensionCommand) -> bool {
         let stream = self.ext_stream(i);
         let mut instance = std::mem::take(&mut self.extensions[i].1);
+        let before = instance.state.deadlines();
         let result = self.world.execute(&stream, &mut instance, &command);
-        let accepted = matches!(&result, Ok(events) if !events.is_empty());
-        if accepted {
-            for d in instance.state.deadlines() {
-                self.agenda
-                    .at(d.at, Happening::ExtensionDeadline { ext: i, at: d.at });
-            }
+        for d in new_deadlines(&before, instance.state.deadlines()) {
+            self.agenda
+                .at(d.at, Happening::ExtensionDeadline { ext: i, at: d.at });
         }
         self.extensions[i].1 = instance;
         self.check_extension(i);
@@ -306,13 +307,12 @@ impl Sim {
     fn call_command(&mut self, call: CallId, command: CallCommand) -> bool {
         let stream = StreamId::call(call);
         let mut instance = self.calls.remove(&call).unwrap_or_default();
+        let before = instance.state.deadlines();
         let result = self.world.execute(&stream, &mut instance, &command);
         let accepted = matches!(&result, Ok(events) if !events.is_empty());
-        if accepted {
-            for d in instance.state.deadlines() {
-                self.agenda
-                    .at(d.at, Happening::CallDeadline { call, at: d.at });
-            }
+        for d in new_deadlines(&before, instance.state.deadlines()) {
+            self.agenda
+                .at(d.at, Happening::CallDeadline { call, at: d.at });
         }
         let ok = result.is_ok();
         self.calls.insert(call, instance);

@@ -10,12 +10,9 @@ use std::io::Write;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use engine::Aggregate;
-use events::codec::{Metadata, encode};
+use engine::{Aggregate, stamp};
 use events::log::memory::MemoryLog;
-use events::{
-    EventId, EventLog, ExpectedVersion, GlobalPosition, IdGen, SeededIds, StreamId, TenantId,
-};
+use events::{EventLog, ExpectedVersion, GlobalPosition, IdGen, SeededIds, StreamId, TenantId};
 use futures_util::FutureExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -110,8 +107,7 @@ impl World {
         command: &A::Command,
     ) -> Result<Vec<A::Event>, A::Rejection> {
         self.commands += 1;
-        let now = events::log::to_micros(self.now);
-        let produced = match instance.state.decide(command, now) {
+        let produced = match instance.state.decide(command, self.now) {
             Ok(events) => events,
             Err(rejection) => {
                 self.rejected += 1;
@@ -121,23 +117,14 @@ impl World {
         if produced.is_empty() {
             return Ok(produced);
         }
-        let records = produced
-            .iter()
-            .map(|e| {
-                let id = EventId::from_uuid(self.ids.next_uuid());
-                let event: events::model::Event = e.clone().into();
-                encode(
-                    &event,
-                    Metadata {
-                        event_id: id,
-                        occurred_at: now,
-                        tenant: Some(self.tenant.clone()),
-                        causation_id: None,
-                        correlation_id: None,
-                    },
-                )
-            })
-            .collect();
+        let (metadata, records) = stamp(
+            &produced,
+            self.now,
+            &self.ids,
+            Some(&self.tenant),
+            None,
+            None,
+        );
         let appended = self
             .log
             .append(stream, ExpectedVersion::Exact(instance.version), records)
@@ -146,8 +133,8 @@ impl World {
             Some(Ok(outcome)) => {
                 instance.version = outcome.next_expected;
                 self.events += produced.len() as u64;
-                for e in &produced {
-                    instance.state.evolve(e, now);
+                for (e, m) in produced.iter().zip(&metadata) {
+                    instance.state.evolve(e, m.occurred_at);
                 }
             }
             Some(Err(e)) => self.violation(format!("append to {stream} failed: {e}")),

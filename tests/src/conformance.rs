@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use events::{
     CorrelationId, EventId, EventLog, EventRecord, ExpectedVersion, GlobalPosition, LogError,
-    StreamId, TenantId, subscribe,
+    StoredEvent, StreamId, Subscription, TenantId, subscribe,
 };
 use futures_util::future::BoxFuture;
 use rand::{Rng, SeedableRng};
@@ -63,6 +63,22 @@ pub async fn run_all(backend: Arc<dyn Backend>) {
         eprintln!("[{}] {name}", backend.name());
         case(backend.clone()).await;
     }
+}
+
+/// Collects the first `total` events `sub` delivers on a task of its own; the test fails if the
+/// subscription stalls for 30 s or returns an error.
+pub fn tail(mut sub: Subscription, total: u64) -> tokio::task::JoinHandle<Vec<StoredEvent>> {
+    tokio::spawn(async move {
+        let mut seen = Vec::with_capacity(total as usize);
+        while (seen.len() as u64) < total {
+            let e = tokio::time::timeout(Duration::from_secs(30), sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("subscriber stalled after {} events", seen.len()))
+                .expect("subscription error");
+            seen.push(e);
+        }
+        seen
+    })
 }
 
 /// A fresh key for one case.
@@ -296,6 +312,13 @@ pub async fn bad_appends_are_refused(b: Arc<dyn Backend>) {
         .await
         .expect_err("not an object");
     assert!(err.to_string().contains("not a JSON object"), "{err}");
+    let mut e = event(3);
+    e.payload = "{\"n\":".into();
+    let err = log
+        .append(&s, ExpectedVersion::Any, vec![e])
+        .await
+        .expect_err("torn JSON");
+    assert!(err.to_string().contains("not valid JSON"), "{err}");
     assert_eq!(log.head().await.expect("head"), GlobalPosition::START);
 }
 
@@ -452,18 +475,8 @@ pub async fn subscription_hands_over_to_live(b: Arc<dyn Backend>) {
     const WRITERS: u64 = 4;
     const PER_WRITER: u64 = 300;
     let total = 500 + WRITERS * PER_WRITER;
-    let mut sub = subscribe(log.clone(), GlobalPosition::START).with_batch(64);
-    let reader = tokio::spawn(async move {
-        let mut seen = Vec::with_capacity(total as usize);
-        while (seen.len() as u64) < total {
-            let e = tokio::time::timeout(Duration::from_secs(30), sub.next())
-                .await
-                .expect("subscription stalled")
-                .expect("subscription error");
-            seen.push(e);
-        }
-        seen
-    });
+    let sub = subscribe(log.clone(), GlobalPosition::START).with_batch(64);
+    let reader = tail(sub, total);
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let log = log.clone();

@@ -24,15 +24,13 @@ use actix::fut::{self, LocalBoxActorFuture, wrap_future};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use events::codec::{self, Metadata, Recorded};
-use events::log::to_micros;
 use events::{
-    AppendOutcome, EventId, EventLog, EventRecord, ExpectedVersion, GlobalPosition, LogError,
-    StreamId,
+    AppendOutcome, EventLog, EventRecord, ExpectedVersion, GlobalPosition, LogError, StreamId,
 };
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::{Execute, ExecuteError, Executed, Instance, Services};
-use crate::aggregate::{Aggregate, Deadline};
+use crate::aggregate::{Aggregate, Deadline, stamp};
 
 /// What a command gets back.
 pub(super) type Reply<A> = Result<Executed, ExecuteError<<A as Aggregate>::Rejection>>;
@@ -216,21 +214,14 @@ impl<A: Aggregate> AggregateActor<A> {
     }
 
     fn encode(&self, events: Vec<A::Event>, execute: &Execute<A>, now: DateTime<Utc>) -> Batch<A> {
-        // Truncated here, once: the stored value and the one `commit` folds are the same.
-        let occurred_at = to_micros(now);
-        let mut metadata = Vec::with_capacity(events.len());
-        let mut records = Vec::with_capacity(events.len());
-        for event in &events {
-            let m = Metadata {
-                event_id: EventId::from(self.services.ids.next_uuid()),
-                occurred_at,
-                tenant: self.instance.tenant.clone(),
-                causation_id: execute.causation_id,
-                correlation_id: execute.correlation_id,
-            };
-            records.push(codec::encode(&event.clone().into(), m.clone()));
-            metadata.push(m);
-        }
+        let (metadata, records) = stamp(
+            &events,
+            now,
+            &*self.services.ids,
+            self.instance.tenant.as_ref(),
+            execute.causation_id,
+            execute.correlation_id,
+        );
         Batch {
             events,
             metadata,
