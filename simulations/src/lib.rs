@@ -7,7 +7,13 @@
 //! everything must drain.
 
 pub mod busy_hour;
+pub mod chat_burst;
+pub mod conference_storm;
+pub mod queue_storm;
 pub mod world;
 
 pub use busy_hour::{BusyHour, run_busy_hour};
+pub use chat_burst::{ChatBurst, run_chat_burst};
+pub use conference_storm::{ConferenceStorm, run_conference_storm};
+pub use queue_storm::{QueueStorm, run_queue_storm};
 pub use world::Report;

@@ -1,5 +1,5 @@
-//! `ledgerline simulate`: runs a seeded scenario through the engine's aggregates in simulated
-//! time and prints a summary — calls, events, events per second of wall time, invariant checks —
+//! `ledgerline simulate`: runs a seeded scenario (`busy-hour`, `queue-storm`, `conference-storm`,
+//! `chat-burst`) through the engine's aggregates in simulated time and prints a summary — calls, events, events per second of wall time, invariant checks —
 //! and the SHA-256 of the resulting log. The same seed and parameters always print the same
 //! hash. A progress bar shows simulated time on a terminal.
 
@@ -8,12 +8,21 @@ use std::time::Instant;
 
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
-use simulations::{BusyHour, run_busy_hour};
+use simulations::{
+    BusyHour, ChatBurst, ConferenceStorm, QueueStorm, Report, run_busy_hour, run_chat_burst,
+    run_conference_storm, run_queue_storm,
+};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum Scenario {
     /// Registered extensions calling each other at random, with DND and presence churn.
     BusyHour,
+    /// Callers queueing for agents who pause, log out and ring out; callers abandon.
+    QueueStorm,
+    /// Conference rooms with PINs, capacity, locks, mutes and kicks.
+    ConferenceStorm,
+    /// Channel rooms and direct conversations under bursts of posts, edits and moderation.
+    ChatBurst,
 }
 
 #[derive(Debug, clap::Args)]
@@ -22,23 +31,27 @@ pub(crate) struct SimulateArgs {
     seed: u64,
     #[arg(long, value_enum, default_value = "busy-hour")]
     scenario: Scenario,
+    /// Extensions (busy-hour).
     #[arg(long, default_value_t = 100)]
     extensions: u32,
+    /// Queue agents (queue-storm).
+    #[arg(long, default_value_t = 20)]
+    agents: u32,
+    /// Conference rooms (conference-storm) or channel rooms (chat-burst).
+    #[arg(long, default_value_t = 8)]
+    rooms: u32,
+    /// Chat users (chat-burst).
+    #[arg(long, default_value_t = 40)]
+    users: u32,
     #[arg(long, default_value_t = 60)]
     minutes: u32,
-    /// Calls per hour across the system (default: 3.6 per extension).
+    /// Arrivals per hour across the system: calls (busy-hour, default 3.6 per extension),
+    /// callers (queue-storm, default 18 per agent), joins (conference-storm, default 40 per room).
     #[arg(long)]
     calls_per_hour: Option<u32>,
 }
 
 pub(crate) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
-    let Scenario::BusyHour = args.scenario;
-    let params = BusyHour {
-        extensions: args.extensions,
-        minutes: args.minutes,
-        calls_per_hour: args.calls_per_hour,
-        ..BusyHour::default()
-    };
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(u64::from(args.minutes) * 60);
         if let Ok(style) = ProgressStyle::with_template(
@@ -51,10 +64,11 @@ pub(crate) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         ProgressBar::hidden()
     };
     let started = Instant::now();
-    let report = run_busy_hour(&params, args.seed, &mut |done, total| {
+    let mut progress = |done, total| {
         bar.set_length(total);
         bar.set_position(done);
-    });
+    };
+    let report = scenario(args, &mut progress);
     let wall = started.elapsed();
     bar.finish_and_clear();
 
@@ -68,7 +82,7 @@ pub(crate) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         report.events, report.commands, report.rejected
     );
     println!(
-        "wall time  {:.2} s ({:.0} events/s through the pure cores)",
+        "wall time  {:.2} s ({:.0} events/s through the pure cores, one thread)",
         wall.as_secs_f64(),
         report.events as f64 / wall.as_secs_f64().max(1e-9)
     );
@@ -89,4 +103,46 @@ pub(crate) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs the chosen scenario with the command line's parameters.
+fn scenario(args: &SimulateArgs, progress: &mut dyn FnMut(u64, u64)) -> Report {
+    match args.scenario {
+        Scenario::BusyHour => {
+            let params = BusyHour {
+                extensions: args.extensions,
+                minutes: args.minutes,
+                calls_per_hour: args.calls_per_hour,
+                ..BusyHour::default()
+            };
+            run_busy_hour(&params, args.seed, progress)
+        }
+        Scenario::QueueStorm => {
+            let params = QueueStorm {
+                agents: args.agents,
+                minutes: args.minutes,
+                callers_per_hour: args.calls_per_hour,
+                ..QueueStorm::default()
+            };
+            run_queue_storm(&params, args.seed, progress)
+        }
+        Scenario::ConferenceStorm => {
+            let params = ConferenceStorm {
+                rooms: args.rooms,
+                minutes: args.minutes,
+                joins_per_hour: args.calls_per_hour,
+                ..ConferenceStorm::default()
+            };
+            run_conference_storm(&params, args.seed, progress)
+        }
+        Scenario::ChatBurst => {
+            let params = ChatBurst {
+                users: args.users,
+                rooms: args.rooms,
+                minutes: args.minutes,
+                ..ChatBurst::default()
+            };
+            run_chat_burst(&params, args.seed, progress)
+        }
+    }
 }
