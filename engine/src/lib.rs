@@ -10,6 +10,7 @@ pub mod conference;
 pub mod directory;
 pub mod extension;
 pub mod queue;
+pub mod replay;
 pub mod room;
 pub mod runtime;
 pub mod testing;

@@ -4,7 +4,8 @@
 //! append is issued to the moment a subscriber holds the event (p50, p99, max).
 //!
 //! Without `--store` it measures a fresh embedded log in a temporary directory; with one, it
-//! appends its own streams to that store, so point it at a scratch database.
+//! appends its own streams to that store, so point it at a scratch database. `bench actors`
+//! ([`actors`]) measures the actor shells over a fresh embedded log.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,10 +23,14 @@ use events::{
 
 use crate::Cli;
 
+mod actors;
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum BenchCommand {
     /// Append, read-all and subscription figures for the chosen store.
     Log(LogBenchArgs),
+    /// Events/s through the actix actor shells (extension aggregates) with the embedded log.
+    Actors(actors::ActorBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,7 +47,16 @@ pub(crate) struct LogBenchArgs {
 }
 
 pub(crate) async fn run(cli: &Cli, what: &BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Log(args) = what;
+    let args = match what {
+        BenchCommand::Log(args) => args,
+        BenchCommand::Actors(args) => {
+            // The actors run in their own actix system, which cannot start inside this runtime.
+            let (args, options) = (args.clone(), cli.store_options());
+            return std::thread::spawn(move || actors::run(&args, &options))
+                .join()
+                .map_err(|_| anyhow::anyhow!("the actor benchmark panicked"))?;
+        }
+    };
     let scratch;
     let url = match &cli.store {
         Some(s) => StoreUrl::parse(s)?,

@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 mod bench;
 mod http;
+mod replay;
 mod simulate;
 mod transfer;
 
@@ -34,6 +35,10 @@ struct Cli {
     /// Only fsync at WAL checkpoints instead of on every commit (SQLite store only).
     #[arg(long, global = true, env = "LEDGERLINE_RELAXED_FSYNC")]
     relaxed_fsync: bool,
+    /// Directory file (TOML): tenants, users, credentials, queues, conference rooms. Without it
+    /// the built-in demo directory runs, whose passwords are public.
+    #[arg(long, global = true, env = "LEDGERLINE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -46,6 +51,8 @@ enum Command {
     Export(transfer::ExportArgs),
     /// Append an exported log to an empty store.
     Import(transfer::ImportArgs),
+    /// Fold an exported log through the aggregates and report any divergence (fails if any).
+    Replay(replay::ReplayArgs),
     /// Run a seeded scenario in simulated time and print a summary and the log's SHA-256.
     Simulate(simulate::SimulateArgs),
     /// Measure a component and print figures.
@@ -112,6 +119,7 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Import(args)) => {
             runtime.block_on(async { transfer::import(open_store(&cli).await?, args).await })
         }
+        Some(Command::Replay(args)) => replay::run(args),
         None => runtime.block_on(serve(&cli, ServeArgs::parse_from(["serve"]).http)),
     }
 }
@@ -124,10 +132,91 @@ async fn open_store(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn events::Even
 }
 
 async fn serve(cli: &Cli, http: SocketAddr) -> anyhow::Result<()> {
+    use engine::directory::{config, demo};
+    use engine::runtime::{Engine, EngineConfig};
+    use events::model::UserRole;
+
+    // The directory first: a mistake in the file stops the start before the store is touched.
+    // Its error already names the file, line, column and key.
+    let (loaded, on_demo) = match &cli.config {
+        Some(path) => (config::load_file(path)?, false),
+        None => (demo::demo_directory()?, true),
+    };
     let log = open_store(cli).await?;
+    let (engine, engine_thread) = Engine::start_on_own_thread(
+        log.clone(),
+        std::sync::Arc::new(events::SystemClock),
+        std::sync::Arc::new(events::RandomIds),
+        loaded,
+        EngineConfig::default(),
+    )
+    .await
+    .context("starting the engine")?;
     let head = log.head().await?;
+    let provisioned = engine.provisioned();
     println!("Ledgerline {}", env!("CARGO_PKG_VERSION"));
     println!("  event log  {} (head position {head})", log.describe());
+    let origin = match &cli.config {
+        Some(path) => path.display().to_string(),
+        None => "built-in demo".to_owned(),
+    };
+    println!(
+        "  directory  {origin}: {} tenant(s), {} event(s) written at start",
+        engine.tenants().len(),
+        provisioned.events
+    );
+    for note in &provisioned.not_applied {
+        println!("             not applied: {note}");
+    }
+    if on_demo {
+        eprintln!("warning: {}", demo::DEMO_WARNING);
+        for tenant in engine.tenants() {
+            let Some(d) = engine.directory(&tenant) else {
+                continue;
+            };
+            let domain = d.tenant().map(|t| t.sip_domain.clone()).unwrap_or_default();
+            let mut lines: Vec<String> = d
+                .users()
+                .iter()
+                .filter(|(id, u)| {
+                    u.role == UserRole::User
+                        && engine.verify_web_password(&tenant, id, &format!("demo-{}", u.extension))
+                })
+                .map(|(_, u)| u.extension.to_string())
+                .collect();
+            lines.sort();
+            let panel: Vec<String> = d
+                .users()
+                .iter()
+                .filter(|(id, _)| d.can_use_panel(id))
+                .map(|(id, u)| format!("{id} ({})", u.display_name))
+                .collect();
+            let admins: Vec<String> = d
+                .users()
+                .iter()
+                .filter(|(id, u)| {
+                    u.role != UserRole::User
+                        && engine.verify_web_password(&tenant, id, &format!("demo-{id}"))
+                })
+                .map(|(id, _)| format!("{id} / demo-{id}"))
+                .collect();
+            println!("  demo logins of tenant {tenant} (public, for trying it out only):");
+            println!(
+                "    users      {}–{}: web password demo-<ext>; panel: {}",
+                lines.first().map_or("", String::as_str),
+                lines.last().map_or("", String::as_str),
+                panel.join(", ")
+            );
+            println!("    SIP        username <ext>, password sip-<ext>, domain {domain}");
+            println!(
+                "    admin      {} (directory administration)",
+                admins.join(", ")
+            );
+        }
+    }
     println!("  HTTP       http://{http}/  (health: http://{http}/health)");
-    http::serve(log, http).await
+    let served = http::serve(log, engine.clone(), http).await;
+    engine.shutdown().await;
+    tokio::task::spawn_blocking(move || engine_thread.stop()).await?;
+    served
 }

@@ -1,16 +1,22 @@
 //! The `ledgerline` binary as a user runs it: it starts on a fresh data directory, applies the
-//! migrations, answers `/health` over HTTP, keeps what it wrote across a restart, and refuses a
-//! bad store with one clear line and a failing exit code.
+//! migrations, provisions the directory (the built-in demo, with its warning and public logins,
+//! or a `--config` file), answers `/health` over HTTP, keeps what it wrote across a restart
+//! without writing it twice, and refuses a bad store or a broken directory file with one clear
+//! line and a failing exit code.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use engine::directory::demo::DEMO_WARNING;
 
 fn binary() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ledgerline"));
     c.env_remove("LEDGERLINE_STORE")
         .env_remove("LEDGERLINE_DATA_DIR")
+        .env_remove("LEDGERLINE_CONFIG")
         .env_remove("LEDGERLINE_HTTP")
         .env("RUST_LOG", "warn");
     c
@@ -86,7 +92,9 @@ fn serves_health_on_a_fresh_data_directory() {
     let body = wait_for_health(port);
     let health: serde_json::Value = serde_json::from_str(&body).expect("JSON health");
     assert_eq!(health["status"], "ok", "{body}");
-    assert_eq!(health["head"], 0, "{body}");
+    // The demo directory was provisioned into the fresh log.
+    let head = health["head"].as_u64().expect("head");
+    assert!(head > 0, "{body}");
     let store = health["store"].as_str().expect("store");
     assert!(
         store.starts_with("sqlite:") && store.ends_with("ledgerline.db"),
@@ -100,11 +108,229 @@ fn serves_health_on_a_fresh_data_directory() {
     assert_eq!(status, 404);
     drop(server);
 
-    // A second start finds the migrated file and serves again.
+    // A second start finds the migrated file, writes nothing more and serves again.
     let port = free_port();
     let _server = start(&data, port);
     let body = wait_for_health(port);
-    assert!(body.contains("\"status\":\"ok\""), "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).expect("JSON health");
+    assert_eq!(health["status"], "ok", "{body}");
+    assert_eq!(health["head"].as_u64(), Some(head), "{body}");
+}
+
+/// A running server whose stdout and stderr are collected as it writes them.
+struct Captured {
+    server: Server,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn start_captured(args: &[&str]) -> Captured {
+    let mut child = binary()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut readers = Vec::new();
+    let mut collect = |mut pipe: Box<dyn Read + Send>| {
+        let into = Arc::new(Mutex::new(String::new()));
+        let sink = into.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("lock")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }));
+        into
+    };
+    let stdout = collect(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = collect(Box::new(child.stderr.take().expect("stderr")));
+    Captured {
+        server: Server(child),
+        stdout,
+        stderr,
+        readers,
+    }
+}
+
+impl Captured {
+    /// Stops the server and returns everything it printed: (stdout, stderr).
+    fn stop(self) -> (String, String) {
+        drop(self.server);
+        for r in self.readers {
+            let _ = r.join();
+        }
+        let take = |s: &Arc<Mutex<String>>| s.lock().expect("lock").clone();
+        (take(&self.stdout), take(&self.stderr))
+    }
+}
+
+#[test]
+fn serve_on_the_demo_warns_prints_the_demo_logins_and_reports_the_tenant() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let data = dir.path().join("data");
+    let server = start_captured(&[
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+        "serve",
+        "--http",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let body = wait_for_health(port);
+    let (stdout, stderr) = server.stop();
+
+    let health: serde_json::Value = serde_json::from_str(&body).expect("JSON health");
+    // Everything in the fresh log was written by provisioning the demo, as the banner says.
+    let head = health["head"].as_u64().expect("head");
+    assert!(
+        stdout.contains(&format!(
+            "directory  built-in demo: 1 tenant(s), {head} event(s) written at start"
+        )),
+        "{stdout}"
+    );
+    let tenants = health["tenants"].as_array().expect("tenants");
+    assert_eq!(tenants.len(), 1, "{body}");
+    assert_eq!(tenants[0]["id"], "acme", "{body}");
+    assert_eq!(tenants[0]["users"], 13, "{body}");
+    assert_eq!(tenants[0]["extensions"], 12, "{body}");
+    assert_eq!(tenants[0]["departments"], 3, "{body}");
+
+    assert!(stderr.contains(DEMO_WARNING), "{stderr}");
+    for expected in [
+        "1001–1012: web password demo-<ext>",
+        "panel: 1001 (Reception), 1011 (Supervisor)",
+        "username <ext>, password sip-<ext>, domain acme",
+        "admin / demo-admin",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "`{expected}` missing from:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_broken_directory_file_stops_the_start_with_its_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("directory.toml");
+    std::fs::write(
+        &file,
+        CUSTOM.replace("department = \"ops\"", "department = \"nope\""),
+    )
+    .expect("write");
+    let data = dir.path().join("data");
+    let out = binary()
+        .args(["--config", file.to_str().expect("utf-8 path")])
+        .args(["--data-dir", data.to_str().expect("utf-8 path")])
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    let [error] = errors[..] else {
+        panic!("one error line expected: {stderr}");
+    };
+    let line = CUSTOM
+        .lines()
+        .position(|l| l == "department = \"ops\"")
+        .expect("the department line")
+        + 1;
+    assert!(
+        error.contains(&format!("{}:{line}:", file.display())),
+        "{error}"
+    );
+    assert!(
+        error.contains("`tenants[0].users[0].department`"),
+        "{error}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!data.exists(), "the store is not touched");
+
+    // Given through the environment, a missing file is one line too.
+    let out = binary()
+        .env("LEDGERLINE_CONFIG", dir.path().join("missing.toml"))
+        .args(["--store", "memory:", "serve", "--http", "127.0.0.1:0"])
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("missing.toml:1:1: `file`"), "{stderr}");
+}
+
+/// A small directory of its own: no clear passwords (a real file gives hashes).
+const CUSTOM: &str = r#"[[tenants]]
+id = "globex"
+name = "Globex"
+sip_domain = "globex.example"
+
+[[tenants.profiles]]
+id = "basic"
+name = "Basic"
+features = ["softphone"]
+
+[[tenants.departments]]
+id = "ops"
+name = "Operations"
+
+[[tenants.users]]
+id = "hank"
+name = "Hank Scorpio"
+extension = "200"
+department = "ops"
+profile = "basic"
+sip_ha1 = "0123456789abcdef0123456789abcdef"
+
+[[tenants.users]]
+id = "frank"
+name = "Frank Grimes"
+extension = "201"
+department = "ops"
+profile = "basic"
+"#;
+
+#[test]
+fn a_custom_directory_file_runs_without_the_demo_warning() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("directory.toml");
+    std::fs::write(&file, CUSTOM).expect("write");
+    let port = free_port();
+    let data = dir.path().join("data");
+    let server = start_captured(&[
+        "--config",
+        file.to_str().expect("utf-8 path"),
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+        "serve",
+        "--http",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let body = wait_for_health(port);
+    let (stdout, stderr) = server.stop();
+    let health: serde_json::Value = serde_json::from_str(&body).expect("JSON health");
+    let tenants = health["tenants"].as_array().expect("tenants");
+    assert_eq!(tenants.len(), 1, "{body}");
+    assert_eq!(tenants[0]["id"], "globex", "{body}");
+    assert_eq!(tenants[0]["users"], 2, "{body}");
+    assert!(health["head"].as_u64().is_some_and(|h| h > 0), "{body}");
+    assert!(!stderr.contains(DEMO_WARNING), "{stderr}");
+    assert!(!stdout.contains("demo logins"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("directory  {}", file.display())),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@ use events::model::{
 };
 
 /// One call (a `call-<uuid>` stream) and its legs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Call {
     pub(super) id: Option<CallId>,
     pub(super) direction: Option<Direction>,

@@ -19,7 +19,7 @@ use super::command::ConferenceSettings;
 pub const END_WHEN_EMPTY_AFTER_MS: u64 = 10_000;
 
 /// One conference room.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conference {
     pub(super) id: Option<ConferenceId>,
     pub(super) settings: Option<ConferenceSettings>,

@@ -16,7 +16,7 @@ use events::model::{LineState, Membership, Party, QueueEvent, QueueLeaveReason};
 use super::command::QueueSettings;
 
 /// One queue: settings, agents in login order, callers in arrival order, counters.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Queue {
     pub(super) id: Option<QueueId>,
     pub(super) settings: Option<QueueSettings>,

@@ -15,6 +15,7 @@
 //!   survive a restart once the aggregate is activated again ([`Registry::activate`]).
 
 mod bench;
+mod engine;
 mod registry;
 mod shell;
 #[cfg(test)]
@@ -31,6 +32,7 @@ use tokio::sync::broadcast;
 use crate::aggregate::Aggregate;
 
 pub use bench::{Throughput, measure_sqlite, push_commands};
+pub use engine::{Engine, EngineConfig, EngineError, EngineThread, Provisioned};
 pub use registry::{Pending, Registry, RegistryConfig};
 pub use shell::AggregateActor;
 

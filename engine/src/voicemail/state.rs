@@ -15,7 +15,7 @@ use super::command::{VoicemailCommand, VoicemailSettings};
 pub const MAX_MESSAGES: usize = 100;
 
 /// A voicemail box, one per extension.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct VoicemailBox {
     pub(super) mailbox: Option<ExtensionNumber>,
     pub(super) owner: Option<UserId>,
