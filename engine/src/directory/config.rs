@@ -178,6 +178,8 @@ struct UserConfig {
     /// Hashed to HA1 on load (realm: the tenant's `sip_domain`, username: the extension).
     sip_password: Option<Spanned<Secret>>,
     sip_ha1: Option<Spanned<Secret>>,
+    /// RFC 7616 SHA-256 HA1, beside `sip_ha1` (only with it).
+    sip_ha1_sha256: Option<Spanned<Secret>>,
     #[serde(default)]
     grants: Vec<Spanned<String>>,
     on_login: Option<Spanned<String>>,
@@ -516,6 +518,13 @@ fn load_tenant(
             }
             (None, None) => {}
         }
+        if let (Some(sha), None) = (&u.sip_ha1_sha256, &u.sip_ha1) {
+            return Err(cx.err(
+                sha,
+                &format!("{k}.sip_ha1_sha256"),
+                "`sip_ha1_sha256` goes with `sip_ha1` (give the MD5 HA1 too, or `sip_password`)",
+            ));
+        }
         match (&u.sip_ha1, &u.sip_password) {
             (Some(_), Some(clear)) => {
                 return Err(cx.err(
@@ -528,6 +537,12 @@ fn load_tenant(
                 let secret =
                     SipDigestHa1::from_hex(extension.as_str(), &t.sip_domain, &ha1.get_ref().0)
                         .map_err(|e| cx.err(ha1, &format!("{k}.sip_ha1"), e.to_string()))?;
+                let secret = match &u.sip_ha1_sha256 {
+                    Some(sha) => secret
+                        .with_sha256_hex(&sha.get_ref().0)
+                        .map_err(|e| cx.err(sha, &format!("{k}.sip_ha1_sha256"), e.to_string()))?,
+                    None => secret,
+                };
                 credentials.set_sip(user.clone(), secret);
             }
             (None, Some(clear)) => {

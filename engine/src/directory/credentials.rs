@@ -11,7 +11,8 @@
 //! one realm and one username, it cannot be used to log in to the web panel, and it needs no key
 //! management, where an encrypted password would need a key stored next to it. A leaked HA1 still
 //! lets someone register as that extension in that realm, so it is a secret: redacted in `Debug`,
-//! never in an event. SHA-256 digest (RFC 7616) would need a second HA1; only MD5 is kept for now.
+//! never in an event. SHA-256 digest (RFC 7616) needs a second HA1, SHA-256(username:realm:
+//! password): kept beside the MD5 one when the password was given (or the file gives both).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,6 +22,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use events::ids::UserId;
 use md5::{Digest, Md5};
+use sha2::Sha256;
 
 /// Why a credential could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +31,8 @@ pub enum CredentialError {
     NotArgon2Phc,
     #[error("HA1 must be 32 hexadecimal digits (MD5 of `user:realm:password`)")]
     NotHa1,
+    #[error("the SHA-256 HA1 must be 64 hexadecimal digits (SHA-256 of `user:realm:password`)")]
+    NotHa1Sha256,
     #[error("could not hash the password: {0}")]
     Hashing(String),
 }
@@ -85,23 +89,29 @@ impl fmt::Debug for WebPasswordHash {
     }
 }
 
-/// A SIP digest secret as HA1 = MD5(username:realm:password), lowercase hex.
+/// A SIP digest secret as HA1 = MD5(username:realm:password), lowercase hex, and, when known,
+/// the RFC 7616 SHA-256 HA1 of the same string.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SipDigestHa1 {
     username: String,
     realm: String,
     ha1: String,
+    ha1_sha256: Option<String>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl SipDigestHa1 {
     /// Computes HA1 from a clear password, which is not kept.
     pub fn from_password(username: &str, realm: &str, password: &str) -> Self {
-        let digest = Md5::digest(format!("{username}:{realm}:{password}").as_bytes());
-        let ha1 = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let a1 = format!("{username}:{realm}:{password}");
         Self {
             username: username.to_owned(),
             realm: realm.to_owned(),
-            ha1,
+            ha1: hex(&Md5::digest(a1.as_bytes())),
+            ha1_sha256: Some(hex(&Sha256::digest(a1.as_bytes()))),
         }
     }
 
@@ -114,7 +124,17 @@ impl SipDigestHa1 {
             username: username.to_owned(),
             realm: realm.to_owned(),
             ha1: ha1.to_ascii_lowercase(),
+            ha1_sha256: None,
         })
+    }
+
+    /// Adds the SHA-256 HA1 computed elsewhere (64 hexadecimal digits).
+    pub fn with_sha256_hex(mut self, ha1: &str) -> Result<Self, CredentialError> {
+        if ha1.len() != 64 || !ha1.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(CredentialError::NotHa1Sha256);
+        }
+        self.ha1_sha256 = Some(ha1.to_ascii_lowercase());
+        Ok(self)
     }
 
     pub fn username(&self) -> &str {
@@ -126,6 +146,10 @@ impl SipDigestHa1 {
     /// The HA1 in lowercase hex, for the registrar's digest check.
     pub fn ha1_hex(&self) -> &str {
         &self.ha1
+    }
+    /// The SHA-256 HA1 in lowercase hex, when known.
+    pub fn ha1_sha256_hex(&self) -> Option<&str> {
+        self.ha1_sha256.as_deref()
     }
     /// Whether `password` is the one this HA1 was made from.
     pub fn matches_password(&self, password: &str) -> bool {
@@ -139,6 +163,7 @@ impl fmt::Debug for SipDigestHa1 {
             .field("username", &self.username)
             .field("realm", &self.realm)
             .field("ha1", &"<redacted>")
+            .field("sha256", &self.ha1_sha256.is_some())
             .finish()
     }
 }

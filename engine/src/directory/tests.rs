@@ -515,6 +515,32 @@ fn sip_secrets_are_kept_as_ha1_and_never_printed() {
         SipDigestHa1::from_hex("1001", "acme", "not-hex"),
         Err(CredentialError::NotHa1)
     );
+    // RFC 7616: the SHA-256 HA1 of the same `user:realm:password`, kept beside the MD5 one.
+    const SHA: &str = "ae969a0c0385111e349efc4b4b63763b0b137e87498c299271fc65d4a83ae205";
+    assert_eq!(ha1.ha1_sha256_hex(), Some(SHA));
+    assert!(!format!("{ha1:?}").contains("ae96"));
+    let given = SipDigestHa1::from_hex("1001", "acme", "78907048802367a1444cc69db07a00eb")
+        .and_then(|h| h.with_sha256_hex(&SHA.to_ascii_uppercase()));
+    assert_eq!(
+        given.as_ref().ok().and_then(|h| h.ha1_sha256_hex()),
+        Some(SHA)
+    );
+    assert_eq!(
+        SipDigestHa1::from_hex("1001", "acme", "78907048802367a1444cc69db07a00eb")
+            .and_then(|h| h.with_sha256_hex("78907048802367a1444cc69db07a00eb")),
+        Err(CredentialError::NotHa1Sha256)
+    );
+}
+
+#[test]
+fn a_sha256_ha1_needs_the_md5_one_beside_it() {
+    let text = SMALL.replace(
+        "profile = \"basic\"\n",
+        "profile = \"basic\"\nsip_ha1_sha256 = \"ae969a0c0385111e349efc4b4b63763b0b137e87498c299271fc65d4a83ae205\"\n",
+    );
+    let err = load(&text).expect_err("sha-256 alone");
+    assert_eq!(err.key, "tenants[0].users[0].sip_ha1_sha256");
+    assert!(!err.to_string().contains("ae96"), "{err}");
 }
 
 #[test]
