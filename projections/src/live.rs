@@ -1,0 +1,153 @@
+//! The projections a running server needs, wired together: the panel (rebuilt from position 0)
+//! and the CDRs (resumed from their checkpoint in the store beside the log), read by one
+//! [`Runner`]. [`LiveProjections::start`] returns once both have caught up with the log, then
+//! keeps following it in the background until [`LiveProjections::stop`].
+//!
+//! The panel is applied before the CDRs in every batch, so a CDR commit never delays what the
+//! panel shows.
+
+use std::fmt;
+use std::sync::Arc;
+
+use events::EventLog;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::ProjectionError;
+use crate::cdr::{CdrProjection, CdrStore};
+use crate::panel::{PanelHandle, PanelProjection};
+use crate::runner::{CatchUp, Runner};
+
+/// The panel and CDR projections following a log.
+pub struct LiveProjections {
+    pub panel: PanelHandle,
+    /// Where the CDRs are, for queries.
+    pub cdrs: CdrStore,
+    /// What the initial catch-up read.
+    pub caught_up: CatchUp,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ProjectionError>>,
+}
+
+impl fmt::Debug for LiveProjections {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveProjections")
+            .field("cdrs", &self.cdrs.describe())
+            .field("caught_up", &self.caught_up)
+            .field("running", &!self.task.is_finished())
+            .finish()
+    }
+}
+
+impl LiveProjections {
+    /// Catches the panel and the CDRs up with `log`, then follows it in the background.
+    pub async fn start(log: Arc<dyn EventLog>, cdrs: CdrStore) -> Result<Self, ProjectionError> {
+        let (panel, handle) = PanelProjection::new();
+        let mut runner = Runner::new(log)
+            .with(panel)
+            .with(CdrProjection::new(cdrs.clone()));
+        let caught_up = runner.catch_up().await?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            runner
+                .follow(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Self {
+            panel: handle,
+            cdrs,
+            caught_up,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Whether the background runner is still following (it stops on a store or log error).
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
+    /// Stops following, flushes, and returns the runner's outcome.
+    pub async fn stop(mut self) -> Result<(), ProjectionError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.map_err(|e| ProjectionError::Store {
+            target: self.cdrs.describe(),
+            detail: format!("the projection task failed: {e}"),
+        })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use events::codec::{Metadata, encode};
+    use events::ids::{DepartmentId, EventId, StreamId, TenantId};
+    use events::log::memory::MemoryLog;
+    use events::model::DirectoryEvent;
+    use events::{ExpectedVersion, GlobalPosition};
+
+    use super::*;
+    use crate::bench::{Synthetic, populate};
+    use crate::cdr::{CdrQuery, MemoryCdrStore};
+
+    #[tokio::test]
+    async fn starts_caught_up_then_follows_until_stopped() {
+        let log: Arc<dyn EventLog> = Arc::new(MemoryLog::new());
+        let params = Synthetic {
+            events: 5_000,
+            users: 40,
+            ..Synthetic::default()
+        };
+        let written = populate(&log, &params).await.unwrap();
+        let cdrs = CdrStore::Memory(MemoryCdrStore::default());
+        let live = LiveProjections::start(log.clone(), cdrs.clone())
+            .await
+            .unwrap();
+        assert_eq!(live.caught_up.position, GlobalPosition(written));
+        assert_eq!(live.panel.read().position(), GlobalPosition(written));
+        let bench = TenantId::parse("bench").unwrap();
+        let rows = cdrs.query(&CdrQuery::new(bench.clone())).await.unwrap();
+        assert!(!rows.is_empty());
+
+        let mut changes = live.panel.changes();
+        let stream = StreamId::directory(&bench);
+        let version = log.read_stream(&stream, 0, 100_000).await.unwrap().len() as u64;
+        let event = DirectoryEvent::DepartmentCreated {
+            department: DepartmentId::parse("night-shift").unwrap(),
+            name: "Night shift".into(),
+        };
+        let meta = Metadata::new(
+            EventId::from_uuid(uuid::Uuid::from_u128(7)),
+            chrono::DateTime::UNIX_EPOCH,
+        )
+        .with_tenant(bench.clone());
+        log.append(
+            &stream,
+            ExpectedVersion::Exact(version),
+            vec![encode(&event.into(), meta)],
+        )
+        .await
+        .unwrap();
+        while *changes.borrow_and_update() <= GlobalPosition(written) {
+            tokio::time::timeout(Duration::from_secs(10), changes.changed())
+                .await
+                .expect("followed")
+                .unwrap();
+        }
+        let names: Vec<String> = live
+            .panel
+            .read()
+            .all_departments(&bench)
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        assert!(names.contains(&"Night shift".to_owned()), "{names:?}");
+        assert!(live.is_running());
+        live.stop().await.unwrap();
+    }
+}
