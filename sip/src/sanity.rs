@@ -1,0 +1,847 @@
+//! Strict parsing and sanity checks before any business logic (Kamailio's `sanity` module and
+//! `mf_process_maxfwd_header`, see reliability-anchors §2.1). Two levels:
+//!
+//! - [`check_datagram`] looks at the raw bytes of a UDP datagram before rsipstack parses it:
+//!   size, a well-formed start line, a header section of CRLF-terminated `name: value` lines in
+//!   UTF-8 without control characters, limited header count and line length. rsipstack's parser
+//!   is lenient (it skips lines without a colon and accepts bare LFs), and two parsers that
+//!   disagree about a message are how authentication gets bypassed, so anything it would have to
+//!   guess about is refused here. Refused datagrams get no reply: there is nothing trustworthy to
+//!   answer to.
+//! - `check_request` looks at a parsed request from any transport: SIP/2.0, a `sip:`
+//!   Request-URI, the required headers present exactly once, Via (protocol, transport, branch,
+//!   count), Max-Forwards, CSeq (numeric, method equal to the request's), Call-ID, From/To
+//!   (parseable, From tag present, no duplicate tags), Content-Length equal to the body, a
+//!   numeric Expires, no unsupported `Proxy-Require`/`Require`, and the size limits. A refused
+//!   request is answered with a precise status and a `Warning` naming the check (never for ACK),
+//!   and goes no further: no transaction, no actor, no event.
+
+use rsipstack::sip::headers::ToTypedHeader;
+use rsipstack::sip::{Header, Method, Request, Scheme, Transport, Version};
+
+use crate::config::Limits;
+
+/// Why a message was refused, for the aggregate counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectKind {
+    /// Larger than the limits allow.
+    TooLarge,
+    /// Not a well-formed SIP message at all (UDP pre-parse).
+    Malformed,
+    Version,
+    UriScheme,
+    MissingHeader,
+    DuplicateHeader,
+    Via,
+    MaxForwards,
+    TooManyHops,
+    CSeq,
+    CallId,
+    FromTo,
+    ContentLength,
+    Expires,
+    Extension,
+}
+
+impl RejectKind {
+    pub const ALL: [RejectKind; 15] = [
+        Self::TooLarge,
+        Self::Malformed,
+        Self::Version,
+        Self::UriScheme,
+        Self::MissingHeader,
+        Self::DuplicateHeader,
+        Self::Via,
+        Self::MaxForwards,
+        Self::TooManyHops,
+        Self::CSeq,
+        Self::CallId,
+        Self::FromTo,
+        Self::ContentLength,
+        Self::Expires,
+        Self::Extension,
+    ];
+
+    /// A short label for logs and statistics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::Version => "version",
+            Self::UriScheme => "uri_scheme",
+            Self::MissingHeader => "missing_header",
+            Self::DuplicateHeader => "duplicate_header",
+            Self::Via => "via",
+            Self::MaxForwards => "max_forwards",
+            Self::TooManyHops => "too_many_hops",
+            Self::CSeq => "cseq",
+            Self::CallId => "call_id",
+            Self::FromTo => "from_to",
+            Self::ContentLength => "content_length",
+            Self::Expires => "expires",
+            Self::Extension => "extension",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A refused request and how to answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub kind: RejectKind,
+    /// The status to answer with.
+    pub status: u16,
+    /// What was wrong, for the `Warning` header.
+    pub detail: String,
+    /// Option tags to list in `Unsupported` (420 only).
+    pub unsupported: Option<String>,
+}
+
+impl Rejection {
+    fn new(kind: RejectKind, status: u16, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            status,
+            detail: detail.into(),
+            unsupported: None,
+        }
+    }
+}
+
+/// What a datagram is, once it passed [`check_datagram`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datagram {
+    /// A CRLF keep-alive (RFC 5626); rsipstack answers it.
+    Keepalive,
+    Message,
+}
+
+/// Checks the raw bytes of one datagram. `Err` carries the kind to count; nothing is answered.
+pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectKind> {
+    if bytes.len() > limits.max_message_bytes {
+        return Err(RejectKind::TooLarge);
+    }
+    if bytes
+        .iter()
+        .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+    {
+        return Ok(Datagram::Keepalive);
+    }
+    let end = find(bytes, b"\r\n\r\n").ok_or(RejectKind::Malformed)?;
+    let head = &bytes[..end];
+    if bytes.len() - (end + 4) > limits.max_body_bytes {
+        return Err(RejectKind::TooLarge);
+    }
+    let head = std::str::from_utf8(head).map_err(|_| RejectKind::Malformed)?;
+    // Only CRLF line ends, no other control character but HT.
+    let raw = head.as_bytes();
+    for (i, &b) in raw.iter().enumerate() {
+        let ok = match b {
+            b'\r' => raw.get(i + 1) == Some(&b'\n'),
+            b'\n' => i > 0 && raw[i - 1] == b'\r',
+            b'\t' => true,
+            0x7f => false,
+            b => b >= 0x20,
+        };
+        if !ok {
+            return Err(RejectKind::Malformed);
+        }
+    }
+    let mut lines = head.split("\r\n");
+    let start = lines.next().ok_or(RejectKind::Malformed)?;
+    if !(is_request_line(start) || is_status_line(start)) {
+        return Err(RejectKind::Malformed);
+    }
+    let mut headers = 0usize;
+    for (n, line) in lines.enumerate() {
+        if line.len() > limits.max_header_bytes + 64 {
+            return Err(RejectKind::TooLarge);
+        }
+        if line.starts_with([' ', '\t']) {
+            // A continuation line (folding) may not come first.
+            if n == 0 {
+                return Err(RejectKind::Malformed);
+            }
+            continue;
+        }
+        let Some(colon) = line.find(':') else {
+            return Err(RejectKind::Malformed);
+        };
+        let name = line[..colon].trim_end_matches([' ', '\t']);
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(RejectKind::Malformed);
+        }
+        headers += 1;
+        if headers > limits.max_headers {
+            return Err(RejectKind::TooLarge);
+        }
+    }
+    Ok(Datagram::Message)
+}
+
+/// `Method SP Request-URI SP SIP/2.0`.
+fn is_request_line(line: &str) -> bool {
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !method.is_empty()
+        && method.bytes().all(is_token_byte)
+        && !uri.is_empty()
+        && uri.contains(':')
+        && version.starts_with("SIP/")
+}
+
+/// `SIP/2.0 SP 3DIGIT SP Reason-Phrase`.
+fn is_status_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("SIP/2.0 ") else {
+        return false;
+    };
+    let code = rest.get(..3).unwrap_or("");
+    code.len() == 3
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && (rest.len() == 3 || rest.as_bytes()[3] == b' ')
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Headers that must appear exactly once in a request.
+const REQUIRED: [&str; 4] = ["From", "To", "Call-ID", "CSeq"];
+/// Headers that may appear at most once.
+const SINGLETONS: [&str; 8] = [
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+    "Expires",
+];
+
+/// The canonical name of a header (compact forms expanded) as rsipstack classified it.
+fn canonical_name(header: &Header) -> &str {
+    header.name()
+}
+
+/// Checks a parsed request received over `transport`.
+pub(crate) fn check_request(
+    req: &Request,
+    transport: Transport,
+    limits: &Limits,
+) -> Result<(), Rejection> {
+    use RejectKind as K;
+    if req.version != Version::V2 {
+        return Err(Rejection::new(
+            K::Version,
+            505,
+            format!("{} is not supported", req.version),
+        ));
+    }
+    if req.uri.scheme != Some(Scheme::Sip) {
+        return Err(Rejection::new(
+            K::UriScheme,
+            416,
+            "only sip: Request-URIs are served",
+        ));
+    }
+    check_sizes(req, limits)?;
+
+    // Presence and uniqueness.
+    let count = |name: &str| {
+        req.headers
+            .iter()
+            .filter(|h| canonical_name(h).eq_ignore_ascii_case(name))
+            .count()
+    };
+    for name in REQUIRED {
+        if count(name) == 0 {
+            return Err(Rejection::new(
+                K::MissingHeader,
+                400,
+                format!("missing {name}"),
+            ));
+        }
+    }
+    for name in SINGLETONS {
+        if count(name) > 1 {
+            return Err(Rejection::new(
+                K::DuplicateHeader,
+                400,
+                format!("{name} more than once"),
+            ));
+        }
+    }
+    let value = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| canonical_name(h).eq_ignore_ascii_case(name))
+            .map(header_value)
+    };
+
+    check_via(req, transport, limits)?;
+
+    if let Some(mf) = value("Max-Forwards") {
+        match mf.trim().parse::<u8>() {
+            Ok(0) => return Err(Rejection::new(K::TooManyHops, 483, "Max-Forwards is 0")),
+            Ok(_) => {}
+            Err(_) => {
+                return Err(Rejection::new(
+                    K::MaxForwards,
+                    400,
+                    "Max-Forwards is not a number from 0 to 255",
+                ));
+            }
+        }
+    }
+
+    let cseq = value("CSeq").unwrap_or_default();
+    let mut parts = cseq.split_whitespace();
+    let (Some(number), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(Rejection::new(K::CSeq, 400, "CSeq is not `number METHOD`"));
+    };
+    match number.parse::<u32>() {
+        Ok(n) if n < 1 << 31 && number.bytes().all(|b| b.is_ascii_digit()) => {}
+        _ => {
+            return Err(Rejection::new(
+                K::CSeq,
+                400,
+                "CSeq number is not below 2^31",
+            ));
+        }
+    }
+    if method != req.method.to_string() {
+        return Err(Rejection::new(
+            K::CSeq,
+            400,
+            "CSeq method differs from the request method",
+        ));
+    }
+
+    let call_id = value("Call-ID").unwrap_or_default();
+    let call_id = call_id.trim();
+    if call_id.is_empty() || call_id.len() > 256 || call_id.contains(char::is_whitespace) {
+        return Err(Rejection::new(
+            K::CallId,
+            400,
+            "Call-ID is empty or malformed",
+        ));
+    }
+
+    check_from_to(req)?;
+
+    let body = req.body.len();
+    match value("Content-Length") {
+        Some(cl) => match cl.trim().parse::<usize>() {
+            Ok(n) if n == body => {}
+            _ => {
+                return Err(Rejection::new(
+                    K::ContentLength,
+                    400,
+                    "Content-Length differs from the body",
+                ));
+            }
+        },
+        // Over a stream the length frames the message: it must be given.
+        None if transport != Transport::Udp => {
+            return Err(Rejection::new(
+                K::ContentLength,
+                400,
+                "Content-Length is required over TCP",
+            ));
+        }
+        None => {}
+    }
+
+    if let Some(expires) = value("Expires")
+        && expires.trim().parse::<u32>().is_err()
+    {
+        return Err(Rejection::new(
+            K::Expires,
+            400,
+            "Expires is not a number of seconds",
+        ));
+    }
+
+    if req.method != Method::Ack && req.method != Method::Cancel {
+        let tags: Vec<String> = req
+            .headers
+            .iter()
+            .filter(|h| {
+                let n = canonical_name(h);
+                n.eq_ignore_ascii_case("Proxy-Require") || n.eq_ignore_ascii_case("Require")
+            })
+            .flat_map(|h| header_value(h).split(','))
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if !tags.is_empty() {
+            let mut rejection = Rejection::new(K::Extension, 420, "unsupported extension");
+            rejection.unsupported = Some(tags.join(", "));
+            return Err(rejection);
+        }
+    }
+    Ok(())
+}
+
+fn check_sizes(req: &Request, limits: &Limits) -> Result<(), Rejection> {
+    use RejectKind as K;
+    if req.headers.len() > limits.max_headers {
+        return Err(Rejection::new(K::TooLarge, 513, "too many headers"));
+    }
+    if req
+        .headers
+        .iter()
+        .any(|h| header_value(h).len() > limits.max_header_bytes)
+    {
+        return Err(Rejection::new(K::TooLarge, 513, "a header is too long"));
+    }
+    if req.body.len() > limits.max_body_bytes {
+        return Err(Rejection::new(K::TooLarge, 413, "the body is too large"));
+    }
+    if req.uri.to_string().len() > limits.max_uri_bytes {
+        return Err(Rejection::new(
+            K::TooLarge,
+            414,
+            "the Request-URI is too long",
+        ));
+    }
+    Ok(())
+}
+
+fn check_via(req: &Request, transport: Transport, limits: &Limits) -> Result<(), Rejection> {
+    use RejectKind as K;
+    let vias: Vec<&rsipstack::sip::headers::Via> = req
+        .headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::Via(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    let Some(top) = vias.first() else {
+        return Err(Rejection::new(K::MissingHeader, 400, "missing Via"));
+    };
+    let hops: usize = vias.iter().map(|v| split_commas(v.value()).len()).sum();
+    if hops > limits.max_via {
+        return Err(Rejection::new(K::Via, 400, "too many Via hops"));
+    }
+    let first = top
+        .first_value()
+        .map_err(|_| Rejection::new(K::Via, 400, "first Via unparseable"))?;
+    let raw = first.value().trim();
+    let Some((protocol, _)) = raw.split_once(|c: char| c.is_whitespace()) else {
+        return Err(Rejection::new(K::Via, 400, "first Via unparseable"));
+    };
+    let mut parts = protocol.split('/');
+    let (Some(name), Some(version), Some(proto), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Rejection::new(
+            K::Via,
+            400,
+            "first Via protocol is not SIP/2.0/<transport>",
+        ));
+    };
+    if !name.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
+        return Err(Rejection::new(
+            K::Via,
+            400,
+            "first Via protocol is not SIP/2.0",
+        ));
+    }
+    if !proto.trim().eq_ignore_ascii_case(&transport.to_string()) {
+        return Err(Rejection::new(
+            K::Via,
+            400,
+            "first Via transport differs from the one the request came on",
+        ));
+    }
+    let typed = first
+        .typed()
+        .map_err(|_| Rejection::new(K::Via, 400, "first Via unparseable"))?;
+    match typed.branch() {
+        Some(b) if b.value().starts_with("z9hG4bK") && b.value().len() > 7 => Ok(()),
+        _ => Err(Rejection::new(
+            K::Via,
+            400,
+            "first Via has no RFC 3261 branch (z9hG4bK...)",
+        )),
+    }
+}
+
+fn check_from_to(req: &Request) -> Result<(), Rejection> {
+    use RejectKind as K;
+    let mut from_ok = false;
+    let mut to_ok = false;
+    for h in req.headers.iter() {
+        match h {
+            Header::From(f) => {
+                let typed = f
+                    .typed()
+                    .map_err(|_| Rejection::new(K::FromTo, 400, "From unparseable"))?;
+                let tags = count_tags(&typed.params);
+                if tags != 1 {
+                    return Err(Rejection::new(K::FromTo, 400, "From needs exactly one tag"));
+                }
+                check_scheme(&typed.uri.scheme, "From")?;
+                from_ok = true;
+            }
+            Header::To(t) => {
+                let typed = t
+                    .typed()
+                    .map_err(|_| Rejection::new(K::FromTo, 400, "To unparseable"))?;
+                if count_tags(&typed.params) > 1 {
+                    return Err(Rejection::new(K::FromTo, 400, "To has several tags"));
+                }
+                check_scheme(&typed.uri.scheme, "To")?;
+                to_ok = true;
+            }
+            _ => {}
+        }
+    }
+    if from_ok && to_ok {
+        Ok(())
+    } else {
+        Err(Rejection::new(K::MissingHeader, 400, "missing From or To"))
+    }
+}
+
+fn check_scheme(scheme: &Option<Scheme>, header: &str) -> Result<(), Rejection> {
+    match scheme {
+        Some(Scheme::Sip) | Some(Scheme::Sips) => Ok(()),
+        _ => Err(Rejection::new(
+            RejectKind::FromTo,
+            400,
+            format!("{header} is not a sip: URI"),
+        )),
+    }
+}
+
+fn count_tags(params: &[rsipstack::sip::Param]) -> usize {
+    params
+        .iter()
+        .filter(|p| matches!(p, rsipstack::sip::Param::Tag(_)))
+        .count()
+}
+
+/// The value of any header.
+pub(crate) fn header_value(header: &Header) -> &str {
+    header.value().trim()
+}
+
+/// Splits a header value at commas outside quotes and angle brackets.
+pub(crate) fn split_commas(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut quoted, mut angle, mut escaped) = (false, false, false);
+    let mut start = 0;
+    for (i, c) in value.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                out.push(value[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(value[start..].trim());
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTER: &str = "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n\
+        From: <sip:1001@127.0.0.1>;tag=a1\r\n\
+        To: <sip:1001@127.0.0.1>\r\n\
+        Call-ID: c1@127.0.0.1\r\n\
+        CSeq: 1 REGISTER\r\n\
+        Contact: <sip:1001@127.0.0.1:5070>\r\n\
+        Max-Forwards: 70\r\n\
+        Expires: 3600\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    fn parse(text: &str) -> Request {
+        Request::try_from(text).expect("rsipstack parses the test message")
+    }
+
+    fn with(header: &str, replacement: &str) -> String {
+        let mut out = String::new();
+        let mut replaced = false;
+        for line in REGISTER.split_inclusive("\r\n") {
+            if !replaced && line.starts_with(header) {
+                out.push_str(replacement);
+                replaced = true;
+            } else {
+                out.push_str(line);
+            }
+        }
+        assert!(replaced, "{header} not in the template");
+        out
+    }
+
+    fn rejection(text: &str) -> Rejection {
+        check_request(&parse(text), Transport::Udp, &limits()).expect_err(text)
+    }
+
+    #[test]
+    fn a_well_formed_register_passes_both_levels() {
+        assert_eq!(
+            check_datagram(REGISTER.as_bytes(), &limits()),
+            Ok(Datagram::Message)
+        );
+        assert_eq!(
+            check_request(&parse(REGISTER), Transport::Udp, &limits()),
+            Ok(())
+        );
+        // Compact header names are the same headers.
+        let compact = REGISTER
+            .replace("Via:", "v:")
+            .replace("From:", "f:")
+            .replace("To:", "t:")
+            .replace("Call-ID:", "i:")
+            .replace("Content-Length:", "l:");
+        assert_eq!(
+            check_request(&parse(&compact), Transport::Udp, &limits()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn datagrams_the_parser_would_have_to_guess_about_are_refused() {
+        let l = limits();
+        assert_eq!(check_datagram(b"\r\n\r\n", &l), Ok(Datagram::Keepalive));
+        let cases: Vec<(String, RejectKind)> = vec![
+            (REGISTER.replace("\r\n\r\n", "\r\n"), RejectKind::Malformed),
+            (REGISTER.replacen("\r\n", "\n", 3), RejectKind::Malformed),
+            (
+                REGISTER.replace("Max-Forwards: 70", "Max-Forwards 70"),
+                RejectKind::Malformed,
+            ),
+            (
+                REGISTER.replace("Call-ID: c1", "Call-ID: c\u{0}1"),
+                RejectKind::Malformed,
+            ),
+            (
+                REGISTER.replace(
+                    "REGISTER sip:127.0.0.1:5060 SIP/2.0",
+                    "REGISTER  sip:x SIP/2.0",
+                ),
+                RejectKind::Malformed,
+            ),
+            (
+                REGISTER.replace("REGISTER sip:", "\tREGISTER sip:"),
+                RejectKind::Malformed,
+            ),
+            (REGISTER.replace("Via: ", "Vi a: "), RejectKind::Malformed),
+            (
+                format!("{REGISTER}{}", "x".repeat(9_000)),
+                RejectKind::TooLarge,
+            ),
+            (
+                REGISTER.replace("Expires: 3600\r\n", &"X-Pad: 1\r\n".repeat(70)),
+                RejectKind::TooLarge,
+            ),
+        ];
+        for (text, kind) in cases {
+            assert_eq!(check_datagram(text.as_bytes(), &l), Err(kind), "{text:?}");
+        }
+        let mut latin1 = REGISTER.as_bytes().to_vec();
+        latin1[40] = 0xe9;
+        assert_eq!(check_datagram(&latin1, &l), Err(RejectKind::Malformed));
+        assert_eq!(
+            check_datagram(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", &l),
+            Ok(Datagram::Message)
+        );
+    }
+
+    #[test]
+    fn each_kamailio_sanity_check_has_its_precise_reply() {
+        let cases: Vec<(String, RejectKind, u16)> = vec![
+            (
+                REGISTER.replace("SIP/2.0\r\n", "SIP/3.0\r\n"),
+                RejectKind::Version,
+                505,
+            ),
+            (
+                REGISTER.replace("REGISTER sip:127", "REGISTER sips:127"),
+                RejectKind::UriScheme,
+                416,
+            ),
+            (with("Call-ID:", ""), RejectKind::MissingHeader, 400),
+            (with("From:", ""), RejectKind::MissingHeader, 400),
+            (
+                with(
+                    "To:",
+                    "To: <sip:1001@127.0.0.1>\r\nTo: <sip:1002@127.0.0.1>\r\n",
+                ),
+                RejectKind::DuplicateHeader,
+                400,
+            ),
+            (with("CSeq:", "CSeq: 1 INVITE\r\n"), RejectKind::CSeq, 400),
+            (
+                with("CSeq:", "CSeq: one REGISTER\r\n"),
+                RejectKind::CSeq,
+                400,
+            ),
+            (
+                with("CSeq:", "CSeq: 4294967295 REGISTER\r\n"),
+                RejectKind::CSeq,
+                400,
+            ),
+            (
+                with("Max-Forwards:", "Max-Forwards: 0\r\n"),
+                RejectKind::TooManyHops,
+                483,
+            ),
+            (
+                with("Max-Forwards:", "Max-Forwards: 300\r\n"),
+                RejectKind::MaxForwards,
+                400,
+            ),
+            (
+                with("Content-Length:", "Content-Length: 10\r\n"),
+                RejectKind::ContentLength,
+                400,
+            ),
+            (
+                with("Expires:", "Expires: soon\r\n"),
+                RejectKind::Expires,
+                400,
+            ),
+            (
+                with(
+                    "Via:",
+                    "Via: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bK-1\r\n",
+                ),
+                RejectKind::Via,
+                400,
+            ),
+            (
+                with("Via:", "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=1234\r\n"),
+                RejectKind::Via,
+                400,
+            ),
+            (
+                with(
+                    "Via:",
+                    "Via: SIP/1.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n",
+                ),
+                RejectKind::Via,
+                400,
+            ),
+            (
+                with(
+                    "Via:",
+                    &format!(
+                        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1{}\r\n",
+                        ", SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-2".repeat(8)
+                    ),
+                ),
+                RejectKind::Via,
+                400,
+            ),
+            (
+                with("From:", "From: <sip:1001@127.0.0.1>\r\n"),
+                RejectKind::FromTo,
+                400,
+            ),
+            (
+                with("From:", "From: <sip:1001@127.0.0.1>;tag=a;tag=b\r\n"),
+                RejectKind::FromTo,
+                400,
+            ),
+            (
+                with("To:", "To: <tel:+4930123>\r\n"),
+                RejectKind::FromTo,
+                400,
+            ),
+            (
+                with("Call-ID:", "Call-ID: a b\r\n"),
+                RejectKind::CallId,
+                400,
+            ),
+            (
+                with("Expires:", "Expires: 3600\r\nProxy-Require: foo\r\n"),
+                RejectKind::Extension,
+                420,
+            ),
+        ];
+        for (text, kind, status) in cases {
+            let r = rejection(&text);
+            assert_eq!((r.kind, r.status), (kind, status), "{text}\n{r:?}");
+        }
+        let r = rejection(&with(
+            "Expires:",
+            "Expires: 3600\r\nRequire: path, gruu\r\n",
+        ));
+        assert_eq!(r.unsupported.as_deref(), Some("path, gruu"));
+    }
+
+    #[test]
+    fn over_tcp_the_content_length_is_required() {
+        let tcp = REGISTER
+            .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+            .replace("Content-Length: 0\r\n", "");
+        let r = check_request(&parse(&tcp), Transport::Tcp, &limits()).unwrap_err();
+        assert_eq!(r.kind, RejectKind::ContentLength);
+        let tcp = REGISTER.replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        assert_eq!(
+            check_request(&parse(&tcp), Transport::Tcp, &limits()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn size_limits_apply_to_parsed_requests_too() {
+        let small = Limits {
+            max_headers: 5,
+            ..Limits::default()
+        };
+        let r = check_request(&parse(REGISTER), Transport::Udp, &small).unwrap_err();
+        assert_eq!((r.kind, r.status), (RejectKind::TooLarge, 513));
+        let long = with(
+            "Expires:",
+            &format!("Expires: 3600\r\nUser-Agent: {}\r\n", "u".repeat(3_000)),
+        );
+        assert_eq!(rejection(&long).kind, RejectKind::TooLarge);
+    }
+
+    #[test]
+    fn commas_split_outside_quotes_and_brackets() {
+        assert_eq!(
+            split_commas("<sip:a@b;x=1,2>;q=1, \"x, y\" <sip:c@d>, <sip:e@f>"),
+            vec!["<sip:a@b;x=1,2>;q=1", "\"x, y\" <sip:c@d>", "<sip:e@f>"]
+        );
+    }
+}

@@ -1,0 +1,447 @@
+//! The rsipstack boundary: builds its transport layer (UDP and TCP listeners) and endpoint
+//! (transactions), and installs our ingress filters in the two hooks it offers, so nothing
+//! refused ever reaches its transaction layer. Everything that names rsipstack's transport and
+//! endpoint types lives here; when its API churns, this is the file that changes.
+//!
+//! Ingress, in order:
+//! 1. UDP datagrams are read through [`GuardedUdp`], our socket wrapper: a banned source is
+//!    dropped, every datagram counts against its source's packet budget, and the raw bytes must
+//!    pass [`sanity::check_datagram`] before rsipstack parses them. TCP connections from a
+//!    banned source are refused at accept (the transport whitelist hook), and one address may
+//!    hold only so many at once.
+//! 2. Every parsed message passes [`Ingress`] (the transport-event inspector): TCP messages count
+//!    against the packet budget, requests must pass [`sanity::check_request`]; a refused one is
+//!    answered statelessly to the address it came from (never to a Via a spoofer chose) and
+//!    dropped before a transaction exists.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use events::Clock;
+use rsipstack::platform::CancellationToken;
+use rsipstack::sip::{Header, Request, Response, SipMessage, StatusCode, Transport};
+use rsipstack::transaction::endpoint::{EndpointInnerRef, TransportEventInspector};
+use rsipstack::transaction::{EndpointBuilder, TransactionReceiver};
+use rsipstack::transport::tcp_listener::TcpListenerConnection;
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipConnection, TransportEvent, TransportLayer};
+
+use crate::SipError;
+use crate::auth::warning;
+use crate::config::{Limits, SipConfig};
+use crate::ratelimit::{FloodGuard, Verdict};
+use crate::sanity::{self, Datagram, Rejection};
+use crate::stats::Stats;
+
+/// The running stack: the endpoint, where it listens, and what stops it.
+pub(crate) struct Stack {
+    pub(crate) endpoint: EndpointInnerRef,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) udp: Option<SocketAddr>,
+    pub(crate) tcp: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("udp", &self.udp)
+            .field("tcp", &self.tcp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the ingress filters share.
+pub(crate) struct Shared {
+    pub(crate) guard: Arc<FloodGuard>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) limits: Limits,
+    pub(crate) user_agent: String,
+    pub(crate) max_tcp_per_ip: usize,
+}
+
+impl Shared {
+    /// Counts a packet from `ip`; false when it must be dropped.
+    fn admit(&self, ip: IpAddr) -> bool {
+        match self.guard.packet(ip, self.clock.now()) {
+            Verdict::Pass => true,
+            Verdict::Banned => {
+                self.stats.banned_drop();
+                false
+            }
+            Verdict::NewlyBanned => {
+                self.stats.ban();
+                self.stats.banned_drop();
+                tracing::warn!(target: "ledgerline::sip::security", source = %ip,
+                    "banned: over the packet budget");
+                false
+            }
+        }
+    }
+
+    /// Counts a refused message from `ip` against its failure budget.
+    fn failed(&self, ip: IpAddr) {
+        if self.guard.failure(ip, self.clock.now()) == Verdict::NewlyBanned {
+            self.stats.ban();
+            tracing::warn!(target: "ledgerline::sip::security", source = %ip,
+                "banned: too many refused requests");
+        }
+    }
+}
+
+/// Binds the listeners and starts the endpoint. Returns the stack and the stream of new server
+/// transactions (requests that passed every ingress check).
+pub(crate) async fn start(
+    config: &SipConfig,
+    shared: Arc<Shared>,
+) -> Result<(Stack, TransactionReceiver), SipError> {
+    let cancel = CancellationToken::new();
+    let layer = TransportLayer::new(cancel.child_token());
+    let (udp_socket, tcp) = bind(config).await?;
+    let mut udp = None;
+    if let Some(socket) = udp_socket {
+        let local = socket.local_addr().map_err(|e| SipError::Bind {
+            transport: "UDP",
+            addr: config.bind,
+            source: e,
+        })?;
+        let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> = Arc::new(GuardedUdp {
+            socket,
+            shared: shared.clone(),
+        });
+        let connection = UdpConnection::from_socket(guarded, None, Some(cancel.child_token()))
+            .await
+            .map_err(|e| SipError::Stack(e.to_string()))?;
+        layer.add_transport(connection.into());
+        udp = Some(local);
+    }
+    if let Some(addr) = tcp {
+        let listener = TcpListenerConnection::new(addr, None)
+            .await
+            .map_err(|e| SipError::Stack(e.to_string()))?;
+        layer.add_transport(listener.into());
+    }
+    let whitelist = shared.clone();
+    layer.set_whitelist(move |ip: IpAddr| {
+        let banned = whitelist.guard.is_banned(ip, whitelist.clock.now());
+        if banned {
+            whitelist.stats.banned_drop();
+        }
+        std::future::ready(!banned)
+    });
+    layer.set_stream_idle_timeout(config.tcp_idle_timeout);
+
+    let endpoint = EndpointBuilder::new()
+        .with_user_agent(&config.user_agent)
+        .with_transport_layer(layer)
+        .with_cancel_token(cancel.clone())
+        .with_transport_inspector(Box::new(Ingress {
+            shared,
+            tcp_connections: Mutex::new(HashMap::new()),
+        }))
+        .build();
+    let incoming = endpoint
+        .incoming_transactions()
+        .map_err(|e| SipError::Stack(e.to_string()))?;
+    let inner = endpoint.inner.clone();
+    let serving = inner.clone();
+    tokio::spawn(async move {
+        if let Err(e) = serving.serve().await {
+            tracing::error!(error = %e, "the SIP endpoint stopped");
+        }
+    });
+    if let Some(addr) = tcp {
+        wait_until_listening(addr).await?;
+    }
+    Ok((
+        Stack {
+            endpoint: inner,
+            cancel,
+            udp,
+            tcp,
+        },
+        incoming,
+    ))
+}
+
+/// Binds the UDP socket and checks the TCP port, on the same port number. rsipstack binds its TCP
+/// listener only when the endpoint starts, and then only logs a failure: binding here first
+/// makes a taken port an error now. With port 0, UDP picks a free port and TCP takes the same
+/// number, trying again (a few times) when that number is taken for TCP.
+async fn bind(
+    config: &SipConfig,
+) -> Result<(Option<tokio::net::UdpSocket>, Option<SocketAddr>), SipError> {
+    let attempts = if config.bind.port() == 0 && config.udp && config.tcp {
+        16
+    } else {
+        1
+    };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = if config.udp {
+            Some(
+                tokio::net::UdpSocket::bind(config.bind)
+                    .await
+                    .map_err(|e| SipError::Bind {
+                        transport: "UDP",
+                        addr: config.bind,
+                        source: e,
+                    })?,
+            )
+        } else {
+            None
+        };
+        if !config.tcp {
+            return Ok((udp, None));
+        }
+        let mut addr = config.bind;
+        if let Some(port) = udp
+            .as_ref()
+            .and_then(|u| u.local_addr().ok())
+            .map(|a| a.port())
+        {
+            addr.set_port(port);
+        }
+        let probe = std::net::TcpListener::bind(addr).and_then(|l| l.local_addr());
+        match probe {
+            Ok(bound) => return Ok((udp, Some(bound))),
+            Err(e) => {
+                last = Some(SipError::Bind {
+                    transport: "TCP",
+                    addr,
+                    source: e,
+                })
+            }
+        }
+    }
+    Err(last.unwrap_or(SipError::Stack("no port to bind".into())))
+}
+
+/// rsipstack starts its TCP listener on a task of its own: connect to it until it answers, so
+/// the edge is ready when `start` returns.
+async fn wait_until_listening(addr: SocketAddr) -> Result<(), SipError> {
+    let mut probe = addr;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(match addr {
+            SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        });
+    }
+    let mut last = None;
+    for _ in 0..400 {
+        match tokio::net::TcpStream::connect(probe).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Err(SipError::Bind {
+        transport: "TCP",
+        addr,
+        source: last.unwrap_or_else(|| std::io::Error::other("the listener never started")),
+    })
+}
+
+/// The UDP socket as rsipstack reads it: datagrams that fail the pre-parse checks never
+/// surface.
+struct GuardedUdp {
+    socket: tokio::net::UdpSocket,
+    shared: Arc<Shared>,
+}
+
+impl GuardedUdp {
+    fn admit(&self, packet: &[u8], filled_buffer: bool, from: SocketAddr) -> bool {
+        let shared = &self.shared;
+        if !shared.admit(from.ip()) {
+            return false;
+        }
+        // A datagram that fills the read buffer was cut off.
+        let checked = if filled_buffer {
+            Err(sanity::RejectKind::TooLarge)
+        } else {
+            sanity::check_datagram(packet, &shared.limits)
+        };
+        match checked {
+            Ok(Datagram::Keepalive | Datagram::Message) => true,
+            Err(kind) => {
+                shared.stats.reject(kind);
+                shared.failed(from.ip());
+                false
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl rsipstack::platform::net::UdpSocket for GuardedUdp {
+    async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        loop {
+            let (len, from) = self.socket.recv_from(buf).await?;
+            if self.admit(&buf[..len], len == buf.len(), from) {
+                return Ok((len, from));
+            }
+        }
+    }
+
+    async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
+        Ok(self.socket.send_to(buf, addr).await?)
+    }
+
+    fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+}
+
+/// The transport-event inspector: sanity checks before transactions, TCP connection limits.
+struct Ingress {
+    shared: Arc<Shared>,
+    tcp_connections: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Ingress {
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.tcp_connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn incoming(
+        &self,
+        msg: SipMessage,
+        connection: SipConnection,
+        from: rsipstack::transport::SipAddr,
+    ) -> Option<TransportEvent> {
+        let shared = &self.shared;
+        let Ok(source) = from.get_socketaddr() else {
+            return None;
+        };
+        // UDP datagrams were counted by the socket wrapper.
+        if connection.is_reliable() && !shared.admit(source.ip()) {
+            return None;
+        }
+        let SipMessage::Request(req) = msg else {
+            return Some(TransportEvent::Incoming(msg, connection, from));
+        };
+        match sanity::check_request(&req, connection.transport(), &shared.limits) {
+            Ok(()) => Some(TransportEvent::Incoming(
+                SipMessage::Request(req),
+                connection,
+                from,
+            )),
+            Err(rejection) => {
+                shared.stats.reject(rejection.kind);
+                shared.failed(source.ip());
+                if req.method != rsipstack::sip::Method::Ack {
+                    let response = stateless_response(&req, &rejection, &shared.user_agent);
+                    let destination = (!connection.is_reliable()).then_some(&from);
+                    if let Err(e) = connection.send(response.into(), destination).await {
+                        tracing::debug!(%source, error = %e, "could not answer a refused request");
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TransportEventInspector for Ingress {
+    async fn handle(&self, event: TransportEvent) -> Option<TransportEvent> {
+        match event {
+            TransportEvent::Incoming(msg, connection, from) => {
+                self.incoming(msg, connection, from).await
+            }
+            TransportEvent::New(connection) => {
+                let Some(ip) = remote_ip(&connection) else {
+                    return Some(TransportEvent::New(connection));
+                };
+                let count = {
+                    let mut connections = self.connections();
+                    let n = connections.entry(ip).or_default();
+                    *n += 1;
+                    *n
+                };
+                let admitted = self.shared.admit(ip);
+                if count > self.shared.max_tcp_per_ip || !admitted {
+                    if admitted {
+                        self.shared.stats.tcp_refused();
+                    }
+                    if let Err(e) = connection.close().await {
+                        tracing::debug!(%ip, error = %e, "closing a refused connection");
+                    }
+                }
+                Some(TransportEvent::New(connection))
+            }
+            TransportEvent::Closed(connection) => {
+                if let Some(ip) = remote_ip(&connection) {
+                    let mut connections = self.connections();
+                    if let Some(n) = connections.get_mut(&ip) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            connections.remove(&ip);
+                        }
+                    }
+                }
+                Some(TransportEvent::Closed(connection))
+            }
+        }
+    }
+}
+
+fn remote_ip(connection: &SipConnection) -> Option<IpAddr> {
+    if !connection.is_reliable() {
+        return None;
+    }
+    connection
+        .get_remote_addr()
+        .and_then(|a| a.get_socketaddr().ok())
+        .map(|a| a.ip())
+}
+
+/// A response to a request refused before any transaction: the request's Via, From, To (with a
+/// tag), Call-ID and CSeq, a `Warning` naming the failed check, and `Unsupported` for 420.
+fn stateless_response(req: &Request, rejection: &Rejection, user_agent: &str) -> Response {
+    let mut headers = rsipstack::sip::Headers::default();
+    for h in req.headers.iter() {
+        match h {
+            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
+                headers.push(h.clone())
+            }
+            Header::To(to) => {
+                let tagged = match to.tag() {
+                    Ok(Some(_)) => to.clone(),
+                    _ => to.with_tag(rsipstack::transaction::make_tag()),
+                };
+                headers.push(Header::To(tagged));
+            }
+            _ => {}
+        }
+    }
+    headers.push(warning(&rejection.detail));
+    if let Some(tags) = &rejection.unsupported {
+        headers.push(Header::Unsupported(tags.clone().into()));
+    }
+    headers.push(Header::Server(user_agent.to_owned().into()));
+    headers.push(Header::ContentLength(0u32.into()));
+    Response {
+        status_code: StatusCode::from(rejection.status),
+        wire_reason: None,
+        version: rsipstack::sip::Version::V2,
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// The event model's name for an rsipstack transport.
+pub(crate) fn event_transport(t: Transport) -> events::model::Transport {
+    use events::model::Transport as T;
+    match t {
+        Transport::Tcp => T::Tcp,
+        Transport::Tls | Transport::TlsSctp => T::Tls,
+        Transport::Ws => T::Ws,
+        Transport::Wss => T::Wss,
+        _ => T::Udp,
+    }
+}

@@ -1,0 +1,699 @@
+//! Calls between extensions with real peers: sipp phones (scenarios in `tests/scenarios/`) call
+//! each other through the edge on loopback, and each test asserts exactly what the call's stream
+//! and the extensions' streams received. The callee phones are sipp instances in server mode,
+//! registered by the test with their Contact on the instance's port; the callers authenticate
+//! their INVITE with the demo directory's passwords (`sip-<ext>`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    Harness, Peer, Secrets, call_streams, config, free_port, lines_of, parts_of, sipp_uac,
+    sipp_uac_with, sipp_uas, start, types_of,
+};
+use engine::extension::ExtensionCommand;
+use events::ids::PhoneNumber;
+use events::model::{
+    CallEvent, Event, ExtensionCallState as Part, ForwardKind, HangupCause, LegRole, LineState,
+    SettingSource,
+};
+use events::{GlobalPosition, StreamId};
+use std::net::Ipv4Addr;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// An edge whose clock follows real time, with `1002` registered (its phone is the calling
+/// sipp) and the head of the log after that.
+async fn edge(config: sip::SipConfig) -> (Harness, u16, GlobalPosition) {
+    let h = start(config, Secrets::Directory).await;
+    h.tick();
+    let caller_port = free_port();
+    h.register_phone("1002", caller_port).await;
+    let mark = h.head().await;
+    (h, caller_port, mark)
+}
+
+async fn finished(running: common::Running) {
+    let (ok, out) = running.finish(WITHIN).await;
+    assert!(ok, "{out}");
+}
+
+/// The one call the test made: its stream and every event since `mark`.
+async fn the_call(h: &Harness, mark: GlobalPosition) -> (StreamId, Vec<(StreamId, Event)>) {
+    h.settle(Duration::from_secs(10)).await;
+    let events = h.events_since(mark).await;
+    let calls = call_streams(&events);
+    assert_eq!(calls.len(), 1, "{events:#?}");
+    (calls[0].clone(), events)
+}
+
+fn call_events(events: &[(StreamId, Event)], stream: &StreamId) -> Vec<CallEvent> {
+    events
+        .iter()
+        .filter(|(s, _)| s == stream)
+        .filter_map(|(_, e)| match e {
+            Event::Call(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+const ANSWERED_CALL: [&str; 9] = [
+    "CallCreated",
+    "LegCreated",
+    "LegCreated",
+    "LegRinging",
+    "CallAnswered",
+    "CallAnswered",
+    "LegEnded",
+    "LegEnded",
+    "CallEnded",
+];
+
+#[actix::test]
+async fn a_call_answered_and_hung_up_by_the_caller() {
+    let (h, caller_port, mark) = edge(config()).await;
+    let callee_port = free_port();
+    h.register_phone("1003", callee_port).await;
+    let mark = mark.max(h.head().await);
+    let callee = sipp_uas("uas-answer.xml", callee_port).await;
+    let caller = sipp_uac(h.udp(), "call-uac.xml", caller_port, "1002", "1003");
+    finished(caller).await;
+    finished(callee).await;
+
+    let (call, events) = the_call(&h, mark).await;
+    assert_eq!(types_of(&events, &call), ANSWERED_CALL);
+    let ended: Vec<(HangupCause, Option<u16>)> = call_events(&events, &call)
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::LegEnded {
+                cause, sip_status, ..
+            } => Some((*cause, *sip_status)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        vec![
+            (HangupCause::NormalClearing, None),
+            (HangupCause::NormalClearing, None)
+        ]
+    );
+    assert_eq!(
+        parts_of(&events, "1002"),
+        vec![Part::Calling, Part::Answered, Part::Ended]
+    );
+    assert_eq!(
+        parts_of(&events, "1003"),
+        vec![Part::Ringing, Part::Answered, Part::Ended]
+    );
+    assert_eq!(
+        lines_of(&events, "1002"),
+        vec![LineState::Calling, LineState::OnCall, LineState::Idle]
+    );
+    assert_eq!(
+        lines_of(&events, "1003"),
+        vec![LineState::Ringing, LineState::OnCall, LineState::Idle]
+    );
+}
+
+/// `(cause, sip_status)` of each leg end written to `stream`, in order.
+fn leg_ends(events: &[(StreamId, Event)], stream: &StreamId) -> Vec<(HangupCause, Option<u16>)> {
+    call_events(events, stream)
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::LegEnded {
+                cause, sip_status, ..
+            } => Some((*cause, *sip_status)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `(role, extension)` of each leg created in `stream`, in order.
+fn legs(events: &[(StreamId, Event)], stream: &StreamId) -> Vec<(LegRole, String)> {
+    call_events(events, stream)
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::LegCreated { role, party, .. } => Some((
+                *role,
+                party
+                    .extension
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn number(n: &str) -> PhoneNumber {
+    PhoneNumber::parse(n).unwrap()
+}
+
+#[actix::test]
+async fn a_call_answered_and_hung_up_by_the_callee() {
+    let (h, caller_port, _) = edge(config()).await;
+    let callee_port = free_port();
+    h.register_phone("1003", callee_port).await;
+    let mark = h.head().await;
+    let callee = sipp_uas("uas-answer-bye.xml", callee_port).await;
+    let caller = sipp_uac(h.udp(), "call-uac-wait-bye.xml", caller_port, "1002", "1003");
+    finished(callee).await;
+    finished(caller).await;
+
+    let (call, events) = the_call(&h, mark).await;
+    assert_eq!(types_of(&events, &call), ANSWERED_CALL);
+    assert_eq!(
+        legs(&events, &call),
+        vec![
+            (LegRole::Caller, "1002".to_owned()),
+            (LegRole::Callee, "1003".to_owned())
+        ]
+    );
+    // The callee's BYE ends its leg first; the engine ends the caller's.
+    let ends: Vec<_> = call_events(&events, &call)
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::LegEnded { ended_by, .. } => Some(*ended_by),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        vec![
+            events::model::HangupSide::Party,
+            events::model::HangupSide::Peer
+        ]
+    );
+    assert_eq!(
+        lines_of(&events, "1003"),
+        vec![LineState::Ringing, LineState::OnCall, LineState::Idle]
+    );
+    assert_eq!(
+        lines_of(&events, "1002"),
+        vec![LineState::Calling, LineState::OnCall, LineState::Idle]
+    );
+}
+
+#[actix::test]
+async fn a_callee_in_dnd_is_busy_and_never_rung() {
+    let (h, caller_port, _) = edge(config()).await;
+    // Registered where nothing listens: ringing it would leave the call ringing out.
+    h.register_phone("1003", free_port()).await;
+    h.extension(
+        "1003",
+        ExtensionCommand::SetDnd {
+            enabled: true,
+            source: SettingSource::User,
+            by: None,
+        },
+    )
+    .await;
+    let mark = h.head().await;
+    let caller = sipp_uac(h.udp(), "call-uac-486.xml", caller_port, "1002", "1003");
+    finished(caller).await;
+
+    let (call, events) = the_call(&h, mark).await;
+    assert_eq!(
+        types_of(&events, &call),
+        ["CallCreated", "LegCreated", "LegEnded", "CallEnded"]
+    );
+    assert_eq!(
+        leg_ends(&events, &call),
+        vec![(HangupCause::UserBusy, Some(486))]
+    );
+    assert_eq!(parts_of(&events, "1003"), vec![]);
+    assert_eq!(lines_of(&events, "1003"), vec![]);
+    assert_eq!(
+        parts_of(&events, "1002"),
+        vec![Part::Calling, Part::Ended]
+    );
+    assert_eq!(
+        lines_of(&events, "1002"),
+        vec![LineState::Calling, LineState::Idle]
+    );
+}
+
+#[actix::test]
+async fn call_waiting_off_makes_an_extension_on_a_call_busy() {
+    let (h, caller_port, _) = edge(config()).await;
+    h.extension(
+        "1003",
+        ExtensionCommand::SetCallWaiting {
+            enabled: false,
+            source: SettingSource::User,
+            by: None,
+        },
+    )
+    .await;
+    let (callee_port, first_port) = (free_port(), free_port());
+    h.register_phone("1003", callee_port).await;
+    h.register_phone("1004", first_port).await;
+    let mark = h.head().await;
+    // 1004 calls 1003 and stays on the line for 3 s.
+    let callee = sipp_uas("uas-answer.xml", callee_port).await;
+    let first = sipp_uac_with(
+        h.udp(),
+        "call-uac.xml",
+        first_port,
+        "1004",
+        "1003",
+        &["-d", "3000"],
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !lines_of(&h.events_since(mark).await, "1003").contains(&LineState::OnCall) {
+        assert!(tokio::time::Instant::now() < deadline, "1003 never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Meanwhile 1002 calls 1003: busy.
+    let second = sipp_uac(h.udp(), "call-uac-486.xml", caller_port, "1002", "1003");
+    finished(second).await;
+    finished(first).await;
+    finished(callee).await;
+
+    h.settle(Duration::from_secs(10)).await;
+    let events = h.events_since(mark).await;
+    let calls = call_streams(&events);
+    assert_eq!(calls.len(), 2, "{events:#?}");
+    assert_eq!(types_of(&events, &calls[0]), ANSWERED_CALL);
+    assert_eq!(
+        types_of(&events, &calls[1]),
+        ["CallCreated", "LegCreated", "LegEnded", "CallEnded"]
+    );
+    assert_eq!(
+        leg_ends(&events, &calls[1]),
+        vec![(HangupCause::UserBusy, Some(486))]
+    );
+    // 1003 only ever had the first call.
+    assert_eq!(
+        parts_of(&events, "1003"),
+        vec![Part::Ringing, Part::Answered, Part::Ended]
+    );
+    assert_eq!(
+        lines_of(&events, "1003"),
+        vec![LineState::Ringing, LineState::OnCall, LineState::Idle]
+    );
+    assert_eq!(
+        lines_of(&events, "1002"),
+        vec![LineState::Calling, LineState::Idle]
+    );
+}
+
+#[actix::test]
+async fn a_call_nobody_answers_rings_out_with_480() {
+    let mut c = config();
+    c.calls.max_ring = Duration::from_millis(1_500);
+    let (h, caller_port, _) = edge(c).await;
+    let callee_port = free_port();
+    h.register_phone("1003", callee_port).await;
+    let mark = h.head().await;
+    let callee = sipp_uas("uas-ring-cancel.xml", callee_port).await;
+    let caller = sipp_uac(h.udp(), "call-uac-480.xml", caller_port, "1002", "1003");
+    finished(caller).await;
+    finished(callee).await;
+
+    let (call, events) = the_call(&h, mark).await;
+    assert_eq!(
+        types_of(&events, &call),
+        [
+            "CallCreated",
+            "LegCreated",
+            "LegCreated",
+            "LegRinging",
+            "LegEnded",
+            "LegEnded",
+            "CallEnded"
+        ]
+    );
+    // The ring timeout ended the callee's leg, and the caller's with 480.
+    assert_eq!(
+        leg_ends(&events, &call),
+        vec![
+            (HangupCause::NoAnswer, None),
+            (HangupCause::NoAnswer, Some(480))
+        ]
+    );
+    assert_eq!(
+        lines_of(&events, "1003"),
+        vec![LineState::Ringing, LineState::Idle]
+    );
+    assert_eq!(
+        lines_of(&events, "1002"),
+        vec![LineState::Calling, LineState::Idle]
+    );
+}
+
+#[actix::test]
+async fn the_caller_cancels_while_it_rings() {
+    let (h, caller_port, _) = edge(config()).await;
+    let callee_port = free_port();
+    h.register_phone("1003", callee_port).await;
+    let mark = h.head().await;
+    let callee = sipp_uas("uas-ring-cancel.xml", callee_port).await;
+    let caller = sipp_uac(h.udp(), "call-uac-cancel.xml", caller_port, "1002", "1003");
+    finished(caller).await;
+    finished(callee).await;
+
+    let (call, events) = the_call(&h, mark).await;
+    assert_eq!(
+        types_of(&events, &call),
+        [
+            "CallCreated",
+            "LegCreated",
+            "LegCreated",
+            "LegRinging",
+            "LegEnded",
+            "LegEnded",
+            "CallEnded"
+        ]
+    );
+    assert_eq!(
+        leg_ends(&events, &call),
+        vec![
+            (HangupCause::OriginatorCancel, None),
+            (HangupCause::OriginatorCancel, None)
+        ]
+    );
+    assert_eq!(
+        parts_of(&events, "1003"),
+        vec![Part::Ringing, Part::Ended]
+    );
+    assert_eq!(
+        lines_of(&events, "1002"),
+        vec![LineState::Calling, LineState::Idle]
+    );
+}
+
+#[actix::test]
+async fn hold_and_resume_by_re_invite_are_relayed_and_recorded() {
+    let (h, caller_port, _) = edge(config()).await;
+    let callee_port = free_port();
+    h.register_phone("1003", callee_port).await;
+    let mark = h.head().await;
+    let callee = sipp_uas("uas-answer-hold.xml", callee_port).await;
+    let caller = sipp_uac(h.udp(), "call-uac-hold.xml", caller_port, "1002", "1003");
+    finished(caller).await;
+    finished(callee).await;
+
+    let (call, events) = the_call(&h, mark).await;
+    assert_eq!(
+        types_of(&events, &call),
+        [
+            "CallCreated",
+            "LegCreated",
+            "LegCreated",
+            "LegRinging",
+            "CallAnswered",
+            "CallAnswered",
+            "CallHeld",
+            "CallResumed",
+            "LegEnded",
+            "LegEnded",
+            "CallEnded"
+        ]
+    );
+    assert_eq!(
+        parts_of(&events, "1002"),
+        vec![
+            Part::Calling,
+            Part::Answered,
+            Part::Held,
+            Part::Answered,
+            Part::Ended
+        ]
+    );
+    assert_eq!(
+        lines_of(&events, "1002"),
+        vec![
+            LineState::Calling,
+            LineState::OnCall,
+            LineState::OnHold,
+            LineState::OnCall,
+            LineState::Idle
+        ]
+    );
+    assert_eq!(
+        lines_of(&events, "1003"),
+        vec![LineState::Ringing, LineState::OnCall, LineState::Idle]
+    );
+}
+
+#[actix::test]
+async fn every_contact_rings_and_the_ones_that_lose_are_cancelled() {
+    let (h, caller_port, _) = edge(config()).await;
+    let (answering, losing) = (free_port(), free_port());
+    h.register_phone("1003", answering).await;
+    h.register_phone("1003", losing).await;
+    let mark = h.head().await;
+    let winner = sipp_uas("uas-answer-late.xml", answering).await;
+    let loser = sipp_uas("uas-ring-cancel.xml", losing).await;
+    let caller = sipp_uac(h.udp(), "call-uac.xml", caller_port, "1002", "1003");
+    finished(caller).await;
+    finished(winner).await;
+    finished(loser).await;
+
+    let (call, events) = the_call(&h, mark).await;
+    assert_eq!(
+        types_of(&events, &call),
+        [
+            "CallCreated",
+            "LegCreated",
+            "LegCreated",
+            "LegCreated",
+            "LegRinging",
+            "LegRinging",
+            "CallAnswered",
+            "LegEnded",
+            "CallAnswered",
+            "LegEnded",
+            "LegEnded",
+            "CallEnded"
+        ]
+    );
+    assert_eq!(
+        leg_ends(&events, &call)[0],
+        (HangupCause::AnsweredElsewhere, None)
+    );
+    // Two contacts, one extension: one part in the call.
+    assert_eq!(
+        parts_of(&events, "1003"),
+        vec![Part::Ringing, Part::Answered, Part::Ended]
+    );
+}
+
+#[actix::test]
+async fn an_unconditional_forward_rings_the_target_instead() {
+    let (h, caller_port, _) = edge(config()).await;
+    let target_port = free_port();
+    h.register_phone("1004", target_port).await;
+    h.extension(
+        "1003",
+        ExtensionCommand::SetCallForward {
+            kind: ForwardKind::Unconditional,
+            destination: Some(number("1004")),
+            ring_ms: None,
+            source: SettingSource::User,
+            by: None,
+        },
+    )
+    .await;
+    let mark = h.head().await;
+    let target = sipp_uas("uas-answer.xml", target_port).await;
+    let caller = sipp_uac(h.udp(), "call-uac.xml", caller_port, "1002", "1003");
+    finished(caller).await;
+    finished(target).await;
+
+    let (call, events) = the_call(&h, mark).await;
+    assert_eq!(types_of(&events, &call), ANSWERED_CALL);
+    assert_eq!(
+        legs(&events, &call),
+        vec![
+            (LegRole::Caller, "1002".to_owned()),
+            (LegRole::Forward, "1004".to_owned())
+        ]
+    );
+    assert_eq!(parts_of(&events, "1003"), vec![]);
+    assert_eq!(
+        lines_of(&events, "1004"),
+        vec![LineState::Ringing, LineState::OnCall, LineState::Idle]
+    );
+}
+
+#[actix::test]
+async fn a_no_answer_forward_rings_the_target_after_the_ring_time() {
+    let (h, caller_port, _) = edge(config()).await;
+    let (callee_port, target_port) = (free_port(), free_port());
+    h.register_phone("1003", callee_port).await;
+    h.register_phone("1004", target_port).await;
+    h.extension(
+        "1003",
+        ExtensionCommand::SetCallForward {
+            kind: ForwardKind::NoAnswer,
+            destination: Some(number("1004")),
+            ring_ms: Some(1_000),
+            source: SettingSource::User,
+            by: None,
+        },
+    )
+    .await;
+    let mark = h.head().await;
+    let callee = sipp_uas("uas-ring-cancel.xml", callee_port).await;
+    let target = sipp_uas("uas-answer-late.xml", target_port).await;
+    let caller = sipp_uac(h.udp(), "call-uac.xml", caller_port, "1002", "1003");
+    finished(caller).await;
+    finished(callee).await;
+    finished(target).await;
+
+    let (call, events) = the_call(&h, mark).await;
+    let types = types_of(&events, &call);
+    assert_eq!(
+        types[..5],
+        [
+            "CallCreated",
+            "LegCreated",
+            "LegCreated",
+            "LegRinging",
+            "LegCreated"
+        ],
+        "{types:?}"
+    );
+    // The target rings while the first contact's cancellation completes, in either order.
+    let mut middle = types[5..7].to_vec();
+    middle.sort_unstable();
+    assert_eq!(middle, ["LegEnded", "LegRinging"], "{types:?}");
+    assert_eq!(
+        types[7..],
+        [
+            "CallAnswered",
+            "CallAnswered",
+            "LegEnded",
+            "LegEnded",
+            "CallEnded"
+        ],
+        "{types:?}"
+    );
+    assert_eq!(
+        legs(&events, &call),
+        vec![
+            (LegRole::Caller, "1002".to_owned()),
+            (LegRole::Callee, "1003".to_owned()),
+            (LegRole::Forward, "1004".to_owned())
+        ]
+    );
+    assert_eq!(
+        leg_ends(&events, &call)[0],
+        (HangupCause::OriginatorCancel, Some(487))
+    );
+    assert_eq!(
+        lines_of(&events, "1003"),
+        vec![LineState::Ringing, LineState::Idle]
+    );
+    assert_eq!(
+        lines_of(&events, "1004"),
+        vec![LineState::Ringing, LineState::OnCall, LineState::Idle]
+    );
+}
+
+#[actix::test]
+async fn external_and_unknown_numbers_are_refused_without_an_event() {
+    let (h, _, mark) = edge(config()).await;
+    let mut peer = Peer::udp(h.udp(), Ipv4Addr::new(127, 0, 0, 21)).await;
+    let external = peer.invite_with_auth("1002", "sip-1002", "+4930123456").await;
+    assert_eq!(external.status(), 403, "{}", external.raw);
+    let mut peer = Peer::udp(h.udp(), Ipv4Addr::new(127, 0, 0, 22)).await;
+    let unknown = peer.invite_with_auth("1002", "sip-1002", "1099").await;
+    assert_eq!(unknown.status(), 404, "{}", unknown.raw);
+    let mut peer = Peer::udp(h.udp(), Ipv4Addr::new(127, 0, 0, 23)).await;
+    let first = peer.invite("1002", "1003", &[]);
+    let challenge = peer.request(&first).await;
+    let proxy = challenge.header("proxy-authenticate").unwrap().to_owned();
+    let uri = format!("sip:1003@{}", h.udp());
+    let wrong = common::authorization(&proxy, "1002", "sip-1003", "INVITE", &uri, 1);
+    let second = peer.invite("1002", "1003", &[format!("Proxy-Authorization: {wrong}")]);
+    assert_eq!(peer.request(&second).await.status(), 403);
+    // Someone else's identity with one's own credentials.
+    let mut peer = Peer::udp(h.udp(), Ipv4Addr::new(127, 0, 0, 24)).await;
+    let first = peer.invite("1004", "1003", &[]);
+    let challenge = peer.request(&first).await;
+    let proxy = challenge.header("proxy-authenticate").unwrap().to_owned();
+    let mine = common::authorization(&proxy, "1002", "sip-1002", "INVITE", &uri, 1);
+    let second = peer.invite("1004", "1003", &[format!("Proxy-Authorization: {mine}")]);
+    assert_eq!(peer.request(&second).await.status(), 403);
+
+    assert_eq!(h.events_since(mark).await, vec![]);
+    assert_eq!(h.edge.calls_in_progress(), 0);
+}
+
+#[actix::test]
+async fn click_to_call_rings_the_users_phone_then_the_target_and_bridges_them() {
+    let (h, _, _) = edge(config()).await;
+    let (phone_port, target_port) = (free_port(), free_port());
+    h.register_phone("1001", phone_port).await;
+    h.register_phone("1003", target_port).await;
+    let mark = h.head().await;
+    let phone = sipp_uas("uas-click-to-call.xml", phone_port).await;
+    let target = sipp_uas("uas-answer-bye.xml", target_port).await;
+    let user = events::ids::UserId::parse("1001").unwrap();
+    let call = h
+        .edge
+        .click_to_call(
+            &common::acme(),
+            &events::ExtensionNumber::parse("1001").unwrap(),
+            &number("1003"),
+            Some(user.clone()),
+        )
+        .await
+        .unwrap();
+    finished(target).await;
+    finished(phone).await;
+
+    let (stream, events) = the_call(&h, mark).await;
+    assert_eq!(stream, StreamId::call(call));
+    assert_eq!(types_of(&events, &stream), ANSWERED_CALL);
+    match &call_events(&events, &stream)[0] {
+        CallEvent::CallCreated {
+            origin,
+            requested_by,
+            caller,
+            ..
+        } => {
+            assert_eq!(*origin, events::model::CallOrigin::ClickToCall);
+            assert_eq!(requested_by.as_ref(), Some(&user));
+            assert_eq!(caller.extension.as_ref().map(|e| e.as_str()), Some("1001"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        parts_of(&events, "1001"),
+        vec![Part::Calling, Part::Answered, Part::Ended]
+    );
+    assert_eq!(
+        lines_of(&events, "1003"),
+        vec![LineState::Ringing, LineState::OnCall, LineState::Idle]
+    );
+
+    // Refused before anything is recorded.
+    let nobody = h
+        .edge
+        .click_to_call(
+            &common::acme(),
+            &events::ExtensionNumber::parse("1005").unwrap(),
+            &number("1003"),
+            None,
+        )
+        .await;
+    assert!(matches!(nobody, Err(sip::ClickToCallError::NotRegistered(_))), "{nobody:?}");
+    let external = h
+        .edge
+        .click_to_call(
+            &common::acme(),
+            &events::ExtensionNumber::parse("1001").unwrap(),
+            &number("+4930123456"),
+            None,
+        )
+        .await;
+    assert!(matches!(external, Err(sip::ClickToCallError::NoTrunk(_))), "{external:?}");
+}

@@ -1,0 +1,300 @@
+//! Registration with a real peer: sipp runs the scenarios in `tests/scenarios/` against the edge
+//! on loopback (UDP and TCP), with the demo directory's accounts (realm `acme`, password
+//! `sip-<ext>`), and each test reads back exactly what the edge wrote to the SQLite log.
+
+mod common;
+
+use chrono::Duration;
+use common::{Secrets, config, ext_stream, free_port, sipp, start, t0};
+use events::ids::{DeviceContactId, ExtensionNumber};
+use events::model::{DeviceState, ExtensionEvent, LineState, Transport, UnregisterReason};
+use sip::{AuthOutcome, DigestAlgorithm};
+
+fn number(n: &str) -> ExtensionNumber {
+    ExtensionNumber::parse(n).unwrap()
+}
+
+fn user(ext: &str, password: &str) -> String {
+    format!("{ext};[authentication username={ext} password={password}];")
+}
+
+fn registered(
+    ext: &str,
+    contact: DeviceContactId,
+    transport: Transport,
+    port: u16,
+    source: &str,
+) -> ExtensionEvent {
+    ExtensionEvent::DeviceRegistered {
+        extension: number(ext),
+        contact,
+        contact_uri: format!(
+            "sip:{ext}@127.0.0.1:{port};transport={}",
+            if transport == Transport::Tcp {
+                "TCP"
+            } else {
+                "UDP"
+            }
+        ),
+        transport,
+        source: source.to_owned(),
+        user_agent: Some("sipp".into()),
+        expires_secs: 3600,
+        expires_at: t0() + Duration::seconds(3600),
+    }
+}
+
+fn line(ext: &str, state: LineState, device_state: DeviceState) -> ExtensionEvent {
+    ExtensionEvent::LineStateChanged {
+        extension: number(ext),
+        state,
+        device_state,
+        calls: vec![],
+    }
+}
+
+/// The contact id the edge chose for the first registration it wrote.
+fn first_contact(written: &[(events::StreamId, ExtensionEvent)]) -> DeviceContactId {
+    written
+        .iter()
+        .find_map(|(_, e)| match e {
+            ExtensionEvent::DeviceRegistered { contact, .. } => Some(*contact),
+            _ => None,
+        })
+        .expect("a DeviceRegistered was written")
+}
+
+#[actix::test]
+async fn sipp_registers_with_digest_over_udp_and_the_log_holds_exactly_the_binding() {
+    let h = start(config(), Secrets::Directory).await;
+    // What the directory's credentials allow: MD5 only, and the challenge offers only that.
+    assert_eq!(h.edge.digest_algorithms(), vec![DigestAlgorithm::Md5]);
+    let port = free_port();
+    let (ok, out) = sipp(
+        h.udp(),
+        "register.xml",
+        "u1",
+        port,
+        &[user("1001", "sip-1001")],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let written = h.written().await;
+    let contact = first_contact(&written);
+    let stream = ext_stream("1001");
+    assert_eq!(
+        written,
+        vec![
+            (
+                stream.clone(),
+                registered(
+                    "1001",
+                    contact,
+                    Transport::Udp,
+                    port,
+                    &format!("127.0.0.1:{port}")
+                )
+            ),
+            (stream, line("1001", LineState::Idle, DeviceState::NotInUse)),
+        ]
+    );
+    let stats = h.edge.stats();
+    assert_eq!(stats.auth(AuthOutcome::Challenged), 1);
+    assert_eq!(stats.auth(AuthOutcome::Accepted), 1);
+    assert_eq!(stats.refused(), 0, "{stats:?}");
+}
+
+#[actix::test]
+async fn sipp_registers_over_tcp() {
+    let h = start(config(), Secrets::Directory).await;
+    let port = free_port();
+    let (ok, out) = sipp(
+        h.tcp(),
+        "register.xml",
+        "t1",
+        port,
+        &[user("1002", "sip-1002")],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let written = h.written().await;
+    let contact = first_contact(&written);
+    // Over TCP the source is the connection's (ephemeral) port.
+    let source = match &written[0].1 {
+        ExtensionEvent::DeviceRegistered { source, .. } => source.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(source.starts_with("127.0.0.1:"), "{source}");
+    let stream = ext_stream("1002");
+    assert_eq!(
+        written,
+        vec![
+            (
+                stream.clone(),
+                registered("1002", contact, Transport::Tcp, port, &source)
+            ),
+            (stream, line("1002", LineState::Idle, DeviceState::NotInUse)),
+        ]
+    );
+}
+
+#[actix::test]
+async fn a_wrong_password_is_refused_with_403_and_writes_nothing() {
+    let h = start(config(), Secrets::Directory).await;
+    let (ok, out) = sipp(
+        h.udp(),
+        "register-refused.xml",
+        "u1",
+        free_port(),
+        &[user("1001", "sip-1002")],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(h.written().await, vec![]);
+    assert_eq!(h.edge.stats().auth(AuthOutcome::WrongPassword), 1);
+}
+
+#[actix::test]
+async fn an_unknown_user_is_refused_exactly_like_a_wrong_password() {
+    let h = start(config(), Secrets::Directory).await;
+    let (ok, out) = sipp(
+        h.udp(),
+        "register-refused.xml",
+        "u1",
+        free_port(),
+        &[user("9999", "sip-9999")],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(h.written().await, vec![]);
+    let stats = h.edge.stats();
+    assert_eq!(stats.auth(AuthOutcome::UnknownUser), 1);
+    assert_eq!(stats.auth(AuthOutcome::WrongPassword), 0);
+}
+
+#[actix::test]
+async fn a_refresh_that_changes_nothing_writes_no_event() {
+    let h = start(config(), Secrets::Directory).await;
+    let port = free_port();
+    let (ok, out) = sipp(
+        h.udp(),
+        "register-refresh.xml",
+        "u1",
+        port,
+        &[user("1003", "sip-1003")],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let written = h.written().await;
+    let contact = first_contact(&written);
+    let stream = ext_stream("1003");
+    assert_eq!(
+        written,
+        vec![
+            (
+                stream.clone(),
+                registered(
+                    "1003",
+                    contact,
+                    Transport::Udp,
+                    port,
+                    &format!("127.0.0.1:{port}")
+                )
+            ),
+            (stream, line("1003", LineState::Idle, DeviceState::NotInUse)),
+        ]
+    );
+    assert_eq!(h.edge.stats().auth(AuthOutcome::Accepted), 2);
+}
+
+#[actix::test]
+async fn unregistering_every_binding_takes_the_line_offline() {
+    let h = start(config(), Secrets::Directory).await;
+    let port = free_port();
+    let (ok, out) = sipp(
+        h.udp(),
+        "register-unregister.xml",
+        "u1",
+        port,
+        &[user("1004", "sip-1004")],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let written = h.written().await;
+    let contact = first_contact(&written);
+    let stream = ext_stream("1004");
+    assert_eq!(
+        written,
+        vec![
+            (
+                stream.clone(),
+                registered(
+                    "1004",
+                    contact,
+                    Transport::Udp,
+                    port,
+                    &format!("127.0.0.1:{port}")
+                )
+            ),
+            (
+                stream.clone(),
+                line("1004", LineState::Idle, DeviceState::NotInUse)
+            ),
+            (
+                stream.clone(),
+                ExtensionEvent::DeviceUnregistered {
+                    extension: number("1004"),
+                    contact,
+                    reason: UnregisterReason::Requested,
+                }
+            ),
+            (
+                stream,
+                line("1004", LineState::Offline, DeviceState::Unavailable)
+            ),
+        ]
+    );
+}
+
+#[actix::test]
+async fn options_is_answered_over_udp_and_tcp_without_authentication() {
+    let h = start(config(), Secrets::Directory).await;
+    for (target, transport) in [(h.udp(), "u1"), (h.tcp(), "t1")] {
+        let (ok, out) = sipp(
+            target,
+            "options.xml",
+            transport,
+            free_port(),
+            &["1001;".into()],
+        )
+        .await;
+        assert!(ok, "{transport}: {out}");
+    }
+    assert_eq!(h.written().await, vec![]);
+    assert_eq!(h.edge.stats().refused(), 0);
+}
+
+#[actix::test]
+async fn several_phones_register_in_one_sipp_run() {
+    let h = start(config(), Secrets::Directory).await;
+    let users: Vec<String> = ["1001", "1002", "1003", "1004", "1005"]
+        .iter()
+        .map(|u| user(u, &format!("sip-{u}")))
+        .collect();
+    let (ok, out) = sipp(h.udp(), "register.xml", "u1", free_port(), &users).await;
+    assert!(ok, "{out}");
+    let written = h.written().await;
+    assert_eq!(written.len(), 10, "{written:#?}");
+    for ext in ["1001", "1002", "1003", "1004", "1005"] {
+        let kinds: Vec<&str> = written
+            .iter()
+            .filter(|(s, _)| *s == ext_stream(ext))
+            .map(|(_, e)| match e {
+                ExtensionEvent::DeviceRegistered { .. } => "registered",
+                ExtensionEvent::LineStateChanged { .. } => "line",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, vec!["registered", "line"], "{ext}");
+    }
+}
