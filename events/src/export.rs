@@ -10,8 +10,8 @@
 
 use std::io::{self, BufRead, Write};
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::ids::{CorrelationId, EventId, StreamId, TenantId};
@@ -38,23 +38,23 @@ pub enum ExportError {
     Io(#[from] io::Error),
 }
 
-#[derive(Serialize)]
-struct LineOut<'a> {
-    position: u64,
-    stream: &'a StreamId,
-    version: u64,
-    event_id: EventId,
-    event_type: &'a str,
-    schema_version: u16,
-    occurred_at: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tenant: Option<&'a TenantId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    causation_id: Option<EventId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    correlation_id: Option<CorrelationId>,
-    payload: &'a RawValue,
-    checksum: u32,
+/// One event as its line holds it, borrowed from wherever the event is kept (a `StoredEvent`,
+/// or the memory log's own storage), with its checksum.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Line<'a> {
+    pub(crate) position: GlobalPosition,
+    pub(crate) stream: &'a StreamId,
+    pub(crate) version: u64,
+    pub(crate) event_id: EventId,
+    pub(crate) event_type: &'a str,
+    pub(crate) schema_version: u16,
+    pub(crate) occurred_at: DateTime<Utc>,
+    pub(crate) tenant: Option<&'a TenantId>,
+    pub(crate) causation_id: Option<EventId>,
+    pub(crate) correlation_id: Option<CorrelationId>,
+    /// One JSON value, without surrounding whitespace: written as it is.
+    pub(crate) payload: &'a str,
+    pub(crate) checksum: u32,
 }
 
 #[derive(Deserialize)]
@@ -85,8 +85,8 @@ pub fn write_event(out: &mut impl Write, e: &StoredEvent) -> io::Result<()> {
             format!("payload at position {} is not JSON: {err}", e.position),
         )
     })?;
-    let line = LineOut {
-        position: e.position.0,
+    let line = Line {
+        position: e.position,
         stream: &e.stream,
         version: e.version,
         event_id: e.record.event_id,
@@ -96,11 +96,81 @@ pub fn write_event(out: &mut impl Write, e: &StoredEvent) -> io::Result<()> {
         tenant: e.record.tenant.as_ref(),
         causation_id: e.record.causation_id,
         correlation_id: e.record.correlation_id,
-        payload,
+        payload: payload.get(),
         checksum: checksum(&e.stream, e.version, &e.record),
     };
-    serde_json::to_writer(&mut *out, &line)?;
-    out.write_all(b"\n")
+    LineWriter::default().write(out, &line)
+}
+
+/// Writes lines in the one form the format has: compact JSON, the fields in the order `LineIn`
+/// lists them, absent envelope fields left out, the payload as stored, then a newline. Written
+/// field by field rather than through a derived `Serialize` (which escaped every key and took
+/// chrono's slow `collect_str` path for the time), and remembering the last instant it formatted,
+/// because events appended together share one.
+#[derive(Debug, Default)]
+pub(crate) struct LineWriter {
+    time: Option<(DateTime<Utc>, String)>,
+}
+
+impl LineWriter {
+    pub(crate) fn write(&mut self, out: &mut impl Write, line: &Line<'_>) -> io::Result<()> {
+        out.write_all(b"{\"position\":")?;
+        number(out, line.position.0)?;
+        out.write_all(b",\"stream\":")?;
+        string(out, line.stream.as_str())?;
+        out.write_all(b",\"version\":")?;
+        number(out, line.version)?;
+        out.write_all(b",\"event_id\":")?;
+        uuid(out, line.event_id.as_uuid())?;
+        out.write_all(b",\"event_type\":")?;
+        string(out, line.event_type)?;
+        out.write_all(b",\"schema_version\":")?;
+        number(out, line.schema_version.into())?;
+        out.write_all(b",\"occurred_at\":\"")?;
+        out.write_all(self.time(line.occurred_at).as_bytes())?;
+        out.write_all(b"\"")?;
+        if let Some(tenant) = line.tenant {
+            out.write_all(b",\"tenant\":")?;
+            string(out, tenant.as_str())?;
+        }
+        if let Some(id) = line.causation_id {
+            out.write_all(b",\"causation_id\":")?;
+            uuid(out, id.as_uuid())?;
+        }
+        if let Some(id) = line.correlation_id {
+            out.write_all(b",\"correlation_id\":")?;
+            uuid(out, id.as_uuid())?;
+        }
+        out.write_all(b",\"payload\":")?;
+        out.write_all(line.payload.as_bytes())?;
+        out.write_all(b",\"checksum\":")?;
+        number(out, line.checksum.into())?;
+        out.write_all(b"}\n")
+    }
+
+    /// `at` as chrono serialises a `DateTime<Utc>`: RFC 3339, `Z`, as many fraction digits as
+    /// it needs (none, 3, 6 or 9). RFC 3339 text needs no escaping in a JSON string.
+    fn time(&mut self, at: DateTime<Utc>) -> &str {
+        if self.time.as_ref().is_none_or(|(last, _)| *last != at) {
+            self.time = Some((at, at.to_rfc3339_opts(SecondsFormat::AutoSi, true)));
+        }
+        self.time.as_ref().map_or("", |(_, text)| text)
+    }
+}
+
+fn number(out: &mut impl Write, n: u64) -> io::Result<()> {
+    serde_json::to_writer(out, &n).map_err(io::Error::from)
+}
+
+fn string(out: &mut impl Write, s: &str) -> io::Result<()> {
+    serde_json::to_writer(out, s).map_err(io::Error::from)
+}
+
+fn uuid(out: &mut impl Write, id: uuid::Uuid) -> io::Result<()> {
+    let mut buf = uuid::Uuid::encode_buffer();
+    out.write_all(b"\"")?;
+    out.write_all(id.hyphenated().encode_lower(&mut buf).as_bytes())?;
+    out.write_all(b"\"")
 }
 
 /// Reads a log file line by line, verifying each record and the order of positions.
@@ -203,6 +273,8 @@ impl<R: BufRead> Iterator for Reader<R> {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Timelike;
+
     use super::*;
     use crate::codec::{Metadata, encode};
     use crate::model::Event;
@@ -251,6 +323,110 @@ mod tests {
         assert_eq!(read(&bytes).expect("read"), events);
         // Exporting what was read gives the same bytes.
         assert_eq!(export(&read(&bytes).expect("read")), bytes);
+    }
+
+    /// The line as a derived `Serialize` writes it, which is how the format was first written:
+    /// `LineWriter` must give the same bytes.
+    #[derive(serde::Serialize)]
+    struct Reference<'a> {
+        position: u64,
+        stream: &'a StreamId,
+        version: u64,
+        event_id: EventId,
+        event_type: &'a str,
+        schema_version: u16,
+        occurred_at: DateTime<Utc>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tenant: Option<&'a TenantId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        causation_id: Option<EventId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        correlation_id: Option<CorrelationId>,
+        payload: &'a RawValue,
+        checksum: u32,
+    }
+
+    fn reference(e: &StoredEvent) -> String {
+        let line = Reference {
+            position: e.position.0,
+            stream: &e.stream,
+            version: e.version,
+            event_id: e.record.event_id,
+            event_type: &e.record.event_type,
+            schema_version: e.record.schema_version,
+            occurred_at: e.record.occurred_at,
+            tenant: e.record.tenant.as_ref(),
+            causation_id: e.record.causation_id,
+            correlation_id: e.record.correlation_id,
+            payload: serde_json::from_str(&e.record.payload).expect("payload"),
+            checksum: checksum(&e.stream, e.version, &e.record),
+        };
+        serde_json::to_string(&line).expect("serialise") + "\n"
+    }
+
+    #[test]
+    fn lines_are_the_bytes_a_derived_serialize_writes() {
+        let mut events = stored();
+        // Every shape of time (whole seconds, milli-, micro-, nanoseconds), each instant twice in
+        // a row, envelopes with and without each optional field, names that need escaping.
+        let times = [
+            0,
+            120_000_000,
+            120_500_000,
+            120_456_000,
+            120_456_789,
+            999_999_999,
+        ];
+        for (i, e) in events.iter_mut().enumerate() {
+            e.record.occurred_at = DateTime::from_timestamp(1_767_225_600 + (i as i64 / 2), 0)
+                .expect("instant")
+                .with_nanosecond(times[(i / 2) % times.len()])
+                .expect("nanoseconds");
+            if i % 3 == 0 {
+                e.record.tenant = None;
+            }
+            if i % 4 == 1 {
+                e.record.causation_id = Some(EventId::from_uuid(uuid::Uuid::from_u128(77)));
+            }
+            if i % 5 == 2 {
+                e.record.correlation_id =
+                    Some(CorrelationId::from_uuid(uuid::Uuid::from_u128(u128::MAX)));
+            }
+            if i % 7 == 3 {
+                e.record.event_type = "Odd \"type\"\\\u{1}é".into();
+            }
+        }
+        let mut writer = LineWriter::default();
+        let mut shared = Vec::new();
+        for e in &events {
+            let expected = reference(e);
+            let mut alone = Vec::new();
+            write_event(&mut alone, e).expect("write");
+            assert_eq!(String::from_utf8(alone).expect("utf8"), expected);
+            let payload: &RawValue = serde_json::from_str(&e.record.payload).expect("payload");
+            let line = Line {
+                position: e.position,
+                stream: &e.stream,
+                version: e.version,
+                event_id: e.record.event_id,
+                event_type: &e.record.event_type,
+                schema_version: e.record.schema_version,
+                occurred_at: e.record.occurred_at,
+                tenant: e.record.tenant.as_ref(),
+                causation_id: e.record.causation_id,
+                correlation_id: e.record.correlation_id,
+                payload: payload.get(),
+                checksum: checksum(&e.stream, e.version, &e.record),
+            };
+            let before = shared.len();
+            writer.write(&mut shared, &line).expect("write");
+            assert_eq!(
+                std::str::from_utf8(&shared[before..]).expect("utf8"),
+                expected
+            );
+        }
+        // What was written reads back.
+        assert_eq!(read(&shared).expect("read").len(), events.len());
     }
 
     #[test]

@@ -76,6 +76,8 @@ struct Sim {
     agenda: Agenda<Happening>,
     tenant: TenantId,
     extensions: Vec<(ExtensionNumber, Instance<Extension>, Party)>,
+    /// Each extension's stream, by index, named once rather than formatted for every command.
+    ext_streams: Vec<StreamId>,
     calls: BTreeMap<CallId, Instance<Call>>,
     /// What each extension was last told about each call it is in.
     observed: BTreeMap<(CallId, usize), ExtensionCallState>,
@@ -132,6 +134,7 @@ pub fn run_busy_hour(params: &BusyHour, seed: u64, progress: &mut dyn FnMut(u64,
         agenda: Agenda::default(),
         tenant,
         extensions: Vec::new(),
+        ext_streams: Vec::new(),
         calls: BTreeMap::new(),
         observed: BTreeMap::new(),
         counters: BTreeMap::new(),
@@ -221,10 +224,6 @@ impl Sim {
         TimeDelta::microseconds((s * 1e6) as i64)
     }
 
-    fn ext_stream(&self, i: usize) -> StreamId {
-        StreamId::extension(&self.tenant, &self.extensions[i].0)
-    }
-
     fn provision(&mut self, n: u32) {
         let sales = DepartmentId::parse("sales").ok();
         for k in 0..n {
@@ -242,6 +241,8 @@ impl Sim {
                 department.clone(),
                 format!("User {number}"),
             );
+            self.ext_streams
+                .push(StreamId::extension(&self.tenant, &ext));
             self.extensions
                 .push((ext.clone(), Instance::default(), party));
             let i = self.extensions.len() - 1;
@@ -290,15 +291,16 @@ impl Sim {
 
     /// Runs an extension command, re-arms its deadlines and checks its invariants.
     fn ext_command(&mut self, i: usize, command: ExtensionCommand) -> bool {
-        let stream = self.ext_stream(i);
-        let mut instance = std::mem::take(&mut self.extensions[i].1);
+        let instance = &mut self.extensions[i].1;
         let before = instance.state.deadlines();
-        let result = self.world.execute(&stream, &mut instance, &command);
-        for d in new_deadlines(&before, instance.state.deadlines()) {
-            self.agenda
-                .at(d.at, Happening::ExtensionDeadline { ext: i, at: d.at });
+        let result = self.world.execute(&self.ext_streams[i], instance, &command);
+        // Deadlines only change with the state, and only new ones need arming.
+        if matches!(&result, Ok(events) if !events.is_empty()) {
+            for d in new_deadlines(&before, instance.state.deadlines()) {
+                self.agenda
+                    .at(d.at, Happening::ExtensionDeadline { ext: i, at: d.at });
+            }
         }
-        self.extensions[i].1 = instance;
         self.check_extension(i);
         result.is_ok()
     }
@@ -306,16 +308,18 @@ impl Sim {
     /// Runs a call command, reports progress to the extensions, re-arms deadlines, checks.
     fn call_command(&mut self, call: CallId, command: CallCommand) -> bool {
         let stream = StreamId::call(call);
-        let mut instance = self.calls.remove(&call).unwrap_or_default();
+        let instance = self.calls.entry(call).or_default();
         let before = instance.state.deadlines();
-        let result = self.world.execute(&stream, &mut instance, &command);
+        let result = self.world.execute(&stream, instance, &command);
         let accepted = matches!(&result, Ok(events) if !events.is_empty());
-        for d in new_deadlines(&before, instance.state.deadlines()) {
-            self.agenda
-                .at(d.at, Happening::CallDeadline { call, at: d.at });
+        // Deadlines only change with the state, and only new ones need arming.
+        if accepted {
+            for d in new_deadlines(&before, instance.state.deadlines()) {
+                self.agenda
+                    .at(d.at, Happening::CallDeadline { call, at: d.at });
+            }
         }
         let ok = result.is_ok();
-        self.calls.insert(call, instance);
         if accepted {
             self.observe(call);
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use engine::{Aggregate, stamp};
 use events::log::memory::MemoryLog;
-use events::{EventLog, ExpectedVersion, GlobalPosition, IdGen, SeededIds, StreamId, TenantId};
+use events::{EventLog, ExpectedVersion, IdGen, SeededIds, StreamId, TenantId};
 use futures_util::FutureExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -156,21 +156,12 @@ impl World {
             }
         }
         let mut out = HashWriter(Sha256::new());
-        let mut after = GlobalPosition::START;
-        while let Some(Ok(page)) = self.log.read_all(after, 8192).now_or_never() {
-            let Some(last) = page.last() else { break };
-            after = last.position;
-            for e in &page {
-                if write_event(&mut out, e).is_err() {
-                    return String::from("unhashable");
-                }
-            }
+        if self.log.export(&mut out).is_err() {
+            return String::from("unhashable");
         }
         hex(&out.0.finalize())
     }
 }
-
-use events::export::write_event;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

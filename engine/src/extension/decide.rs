@@ -3,6 +3,8 @@
 //! `LineStateChanged` exactly when the derived line differs from the recorded one, computed by
 //! folding the new events into a copy of the state, so the rule lives in one place.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 use events::ids::{DeviceContactId, ExtensionNumber, PhoneNumber, PresenceStateId, UserId};
 use events::model::{
@@ -14,7 +16,7 @@ use crate::aggregate::Aggregate;
 
 use super::MAX_CONTACTS;
 use super::command::{ExtensionCommand, PresenceChoice, RegisterContact};
-use super::state::{Extension, FollowMe};
+use super::state::{Extension, FollowMe, line_of};
 
 /// Why an extension refused a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -421,13 +423,36 @@ fn with_line_change(
     if events.is_empty() {
         return events;
     }
-    let mut next = ext.clone();
+    // The line derives from the calls and the registrations, and is compared with the recorded
+    // line: fold the events into a copy of just those (cloning the whole state, names and
+    // settings included, was most of the cost of a decision). `evolve` sets each of them from
+    // the event alone, so the copy ends where a full copy would. Call observations, most of the
+    // traffic, touch only the calls: for them the registrations are read, not copied.
+    let calls_only = events
+        .iter()
+        .all(|e| matches!(e, ExtensionEvent::ExtensionCallObserved { .. }));
+    let mut next = Extension {
+        contacts: if calls_only {
+            BTreeMap::new()
+        } else {
+            ext.contacts.clone()
+        },
+        calls: ext.calls.clone(),
+        line: ext.line,
+        ..Extension::default()
+    };
     for e in &events {
         next.evolve(e, now);
     }
-    let derived = next.derived_line();
+    let registered = if calls_only {
+        !ext.contacts.is_empty()
+    } else {
+        !next.contacts.is_empty()
+    };
+    let derived = line_of(&next.calls, registered);
+    // Provisioning is the only event that sets the number; it never unsets it.
     if derived != next.line
-        && let Some(extension) = next.number().cloned()
+        && let Some(extension) = next.number().or(ext.number()).cloned()
     {
         events.push(ExtensionEvent::LineStateChanged {
             extension,
@@ -437,4 +462,138 @@ fn with_line_change(
         });
     }
     events
+}
+
+#[cfg(test)]
+mod line_change_tests {
+    use chrono::TimeZone;
+    use events::ids::{CallId, DepartmentId};
+    use events::model::{Transport, UnregisterReason};
+
+    use super::*;
+
+    /// The rule as first written: fold the events into a full copy of the state.
+    fn by_full_copy(
+        ext: &Extension,
+        mut events: Vec<ExtensionEvent>,
+        now: DateTime<Utc>,
+    ) -> Vec<ExtensionEvent> {
+        if events.is_empty() {
+            return events;
+        }
+        let mut next = ext.clone();
+        for e in &events {
+            next.evolve(e, now);
+        }
+        let derived = next.derived_line();
+        if derived != next.line
+            && let Some(extension) = next.number().cloned()
+        {
+            events.push(ExtensionEvent::LineStateChanged {
+                extension,
+                state: derived.0,
+                device_state: derived.1,
+                calls: next.calls.keys().copied().collect(),
+            });
+        }
+        events
+    }
+
+    fn parsed<T: std::str::FromStr>(s: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        s.parse().expect("a valid id in a test")
+    }
+
+    fn register(n: u32) -> ExtensionCommand {
+        ExtensionCommand::Register(RegisterContact {
+            contact: parsed(&format!("00000000-0000-4000-8000-{n:012}")),
+            contact_uri: format!("sip:1001@192.0.2.{n}:5060"),
+            transport: Transport::Udp,
+            source: format!("192.0.2.{n}:5060"),
+            user_agent: Some("Yealink T54W".into()),
+            expires_secs: 60,
+        })
+    }
+
+    fn observed(n: u32, state: ExtensionCallState) -> ExtensionCommand {
+        ExtensionCommand::CallLegStateObserved {
+            call: parsed::<CallId>(&format!("00000000-0000-4000-8000-{:012}", 1000 + n)),
+            state,
+        }
+    }
+
+    #[test]
+    fn folding_into_the_line_inputs_decides_as_folding_into_a_full_copy() {
+        use ExtensionCallState as S;
+        let user: UserId = parsed("1001");
+        let start = Utc
+            .with_ymd_and_hms(2026, 1, 5, 9, 0, 0)
+            .single()
+            .expect("a valid instant");
+        let first_contact = parsed("00000000-0000-4000-8000-000000000001");
+        let commands = [
+            ExtensionCommand::Provision {
+                extension: parsed("1001"),
+                user: user.clone(),
+                display_name: "Alice".into(),
+                department: parsed::<DepartmentId>("sales"),
+            },
+            observed(1, S::Ringing),
+            register(1),
+            register(2),
+            observed(1, S::Ringing),
+            observed(1, S::Answered),
+            observed(2, S::Ringing),
+            ExtensionCommand::SetDnd {
+                enabled: true,
+                source: SettingSource::User,
+                by: Some(user.clone()),
+            },
+            observed(1, S::Held),
+            observed(2, S::Answered),
+            observed(2, S::Ended),
+            ExtensionCommand::Unregister {
+                contact: first_contact,
+                reason: UnregisterReason::Requested,
+            },
+            observed(1, S::Calling),
+            ExtensionCommand::UnregisterAll {
+                reason: UnregisterReason::Admin,
+            },
+            observed(1, S::Ended),
+            register(3),
+            ExtensionCommand::ExpireRegistration {
+                contact: parsed("00000000-0000-4000-8000-000000000003"),
+            },
+            register(4),
+            observed(3, S::Answered),
+            ExtensionCommand::Retire,
+            observed(3, S::Ended),
+        ];
+        let mut ext = Extension::default();
+        let mut changes = 0;
+        for (i, command) in commands.iter().enumerate() {
+            let now = start + Duration::seconds(61 * i as i64);
+            let Ok(decided) = decide(&ext, command, now) else {
+                continue;
+            };
+            // Recompute from the events `decide` made before its line change.
+            let mut made = decided.clone();
+            if matches!(made.last(), Some(ExtensionEvent::LineStateChanged { .. })) {
+                made.pop();
+                changes += 1;
+            }
+            assert_eq!(
+                decided,
+                by_full_copy(&ext, made, now),
+                "command {i}: {command:?}"
+            );
+            for e in &decided {
+                ext.evolve(e, now);
+            }
+        }
+        assert!(changes >= 8, "the sequence moves the line often: {changes}");
+    }
 }

@@ -165,44 +165,7 @@ impl Extension {
 
     /// The line state the registrations and calls imply, in panel and device-state terms.
     pub fn derived_line(&self) -> (LineState, DeviceState) {
-        let count = |s| self.calls.values().filter(|c| **c == s).count();
-        let answered = count(ExtensionCallState::Answered);
-        let held = count(ExtensionCallState::Held);
-        let ringing = count(ExtensionCallState::Ringing);
-        let calling = count(ExtensionCallState::Calling);
-        let registered = !self.contacts.is_empty();
-        // What the user is doing right now wins over a call parked on hold: a held call with
-        // a consultation call being placed shows as calling.
-        let line = if answered > 0 {
-            LineState::OnCall
-        } else if calling > 0 {
-            LineState::Calling
-        } else if ringing > 0 {
-            LineState::Ringing
-        } else if held > 0 {
-            LineState::OnHold
-        } else if registered {
-            LineState::Idle
-        } else {
-            LineState::Offline
-        };
-        let in_use = answered + held + calling > 0;
-        let device = if ringing > 0 && in_use {
-            DeviceState::RingInUse
-        } else if ringing > 0 {
-            DeviceState::Ringing
-        } else if held > 0 && answered + calling > 0 {
-            DeviceState::HoldInUse
-        } else if answered + calling > 0 {
-            DeviceState::InUse
-        } else if held > 0 {
-            DeviceState::OnHold
-        } else if registered {
-            DeviceState::NotInUse
-        } else {
-            DeviceState::Unavailable
-        };
-        (line, device)
+        line_of(&self.calls, !self.contacts.is_empty())
     }
 
     /// Busy for a new call: talking, on hold or placing a call.
@@ -223,6 +186,51 @@ impl Extension {
             .find(|(_, c)| c.contact_uri == uri)
             .map(|(id, c)| (*id, c))
     }
+}
+
+/// The line state calls and registrations imply: what `Extension::derived_line` answers for an
+/// extension with these calls, registered or not.
+pub(super) fn line_of(
+    calls: &BTreeMap<CallId, ExtensionCallState>,
+    registered: bool,
+) -> (LineState, DeviceState) {
+    let count = |s| calls.values().filter(|c| **c == s).count();
+    let answered = count(ExtensionCallState::Answered);
+    let held = count(ExtensionCallState::Held);
+    let ringing = count(ExtensionCallState::Ringing);
+    let calling = count(ExtensionCallState::Calling);
+    // What the user is doing right now wins over a call parked on hold: a held call with
+    // a consultation call being placed shows as calling.
+    let line = if answered > 0 {
+        LineState::OnCall
+    } else if calling > 0 {
+        LineState::Calling
+    } else if ringing > 0 {
+        LineState::Ringing
+    } else if held > 0 {
+        LineState::OnHold
+    } else if registered {
+        LineState::Idle
+    } else {
+        LineState::Offline
+    };
+    let in_use = answered + held + calling > 0;
+    let device = if ringing > 0 && in_use {
+        DeviceState::RingInUse
+    } else if ringing > 0 {
+        DeviceState::Ringing
+    } else if held > 0 && answered + calling > 0 {
+        DeviceState::HoldInUse
+    } else if answered + calling > 0 {
+        DeviceState::InUse
+    } else if held > 0 {
+        DeviceState::OnHold
+    } else if registered {
+        DeviceState::NotInUse
+    } else {
+        DeviceState::Unavailable
+    };
+    (line, device)
 }
 
 impl Aggregate for Extension {
