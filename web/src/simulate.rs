@@ -64,12 +64,16 @@ pub(crate) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         ProgressBar::hidden()
     };
     let started = Instant::now();
+    let cpu_before = process_cpu_seconds();
     let mut progress = |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     };
     let report = scenario(args, &mut progress);
     let wall = started.elapsed();
+    let cpu = process_cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     bar.finish_and_clear();
 
     println!("scenario   {}", report.scenario);
@@ -86,6 +90,15 @@ pub(crate) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         wall.as_secs_f64(),
         report.events as f64 / wall.as_secs_f64().max(1e-9)
     );
+    if let Some(cpu) = cpu {
+        // The scenario runs on this one thread: CPU time is what one core spent, whatever else
+        // the machine was doing meanwhile.
+        println!(
+            "cpu time   {:.2} s ({:.0} events/s per CPU second)",
+            cpu,
+            report.events as f64 / cpu.max(1e-9)
+        );
+    }
     println!(
         "simulated  {} s (load, then draining until everything ended)",
         report.simulated_seconds
@@ -145,4 +158,15 @@ fn scenario(args: &SimulateArgs, progress: &mut dyn FnMut(u64, u64)) -> Report {
             run_chat_burst(&params, args.seed, progress)
         }
     }
+}
+
+/// User plus system CPU time of this process so far, from `/proc/self/stat` (Linux; its clock
+/// ticks are always 1/100 s there). `None` elsewhere.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis are fixed.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // utime and stime: fields 14 and 15 of the line, 11 and 12 counting from the state field.
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
