@@ -68,7 +68,7 @@ fn measure(
     let tenant = TenantId::parse("bench").context("tenant id")?;
     let department = DepartmentId::parse("sales").context("department id")?;
     let numbers = (0..actors)
-        .map(|i| ExtensionNumber::parse(&format!("{}", 100_000 + i)))
+        .map(|i| ExtensionNumber::parse(format!("{}", 100_000 + i)))
         .collect::<Result<Vec<_>, _>>()
         .context("extension numbers")?;
     let users = numbers
