@@ -22,8 +22,9 @@ apt_install() {
 
 log "system packages"
 command -v cc >/dev/null || apt_install build-essential
-# The SIP edge's integration tests drive it with sipp.
+# The SIP edge's integration tests drive it with sipp and baresip.
 command -v sipp >/dev/null || apt_install sip-tester
+command -v baresip >/dev/null || apt_install baresip
 if ! command -v pg_ctlcluster >/dev/null; then
   apt_install postgresql postgresql-client
   # A fresh Debian cluster asks for passwords over TCP; the tests connect as postgres on loopback.

@@ -176,6 +176,8 @@ pub struct CallConfig {
     pub max_forwards: u8,
     /// How long click-to-call rings the user's own phone before giving up.
     pub click_to_call_ring: Duration,
+    /// Calls in progress on the edge at once; beyond this, new INVITEs get 503.
+    pub max_calls: usize,
 }
 
 impl Default for CallConfig {
@@ -185,6 +187,7 @@ impl Default for CallConfig {
             forward_grace: Duration::from_secs(2),
             max_forwards: 5,
             click_to_call_ring: Duration::from_secs(30),
+            max_calls: 10_000,
         }
     }
 }

@@ -243,7 +243,11 @@ mod tests {
     use super::*;
 
     fn sdp(text: &str) -> Sdp {
-        Sdp::from_body(text.replace('\n', "\r\n").as_bytes(), Some("application/sdp")).unwrap()
+        Sdp::from_body(
+            text.replace('\n', "\r\n").as_bytes(),
+            Some("application/sdp"),
+        )
+        .unwrap()
     }
 
     const OFFER: &str = "v=0\no=alice 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\n\
@@ -279,9 +283,11 @@ mod tests {
         let video = format!("{OFFER}m=video 5000 RTP/AVP 96\na=inactive\n");
         assert_eq!(sdp(&video).direction(), MediaDirection::SendRecv);
         // RFC 2543 hold.
-        assert!(sdp(&OFFER.replace("c=IN IP4 192.0.2.1", "c=IN IP4 0.0.0.0"))
-            .direction()
-            .holds());
+        assert!(
+            sdp(&OFFER.replace("c=IN IP4 192.0.2.1", "c=IN IP4 0.0.0.0"))
+                .direction()
+                .holds()
+        );
     }
 
     #[test]
@@ -308,12 +314,21 @@ mod tests {
         let placeholder = originated.placeholder();
         let first = originated.present(&placeholder);
         let text = String::from_utf8_lossy(first.bytes()).to_string();
-        assert!(text.contains("o=ledgerline 42 1 IN IP4 192.0.2.9\r\n"), "{text}");
-        assert!(text.contains("c=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio 9 "), "{text}");
+        assert!(
+            text.contains("o=ledgerline 42 1 IN IP4 192.0.2.9\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("c=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio 9 "),
+            "{text}"
+        );
         assert_eq!(first.direction(), MediaDirection::SendRecv);
         let second = originated.present(&offer);
         let text = String::from_utf8_lossy(second.bytes()).to_string();
-        assert!(text.contains("o=ledgerline 42 2 IN IP4 192.0.2.9\r\n"), "{text}");
+        assert!(
+            text.contains("o=ledgerline 42 2 IN IP4 192.0.2.9\r\n"),
+            "{text}"
+        );
         assert!(!text.contains("o=alice"));
         assert!(text.contains("m=audio 4000 RTP/AVP 0"));
         assert_eq!(second.media_target(), offer.media_target());

@@ -7,7 +7,9 @@
 //!   machinery as REGISTER; the From user must be the authenticated user), the callee is the
 //!   Request-URI user as an extension of the caller's tenant; anything else is refused before
 //!   any actor or event exists: 403 for what looks like an external number (there are no trunks),
-//!   404 for an unknown extension, 488 without an SDP offer, 483 when Max-Forwards runs out.
+//!   404 for an unknown extension, 488 without an SDP offer (late offer is not supported: the
+//!   engine could not relay the answer in the ACK), 483 when Max-Forwards runs out, 503 beyond
+//!   [`CallConfig::max_calls`].
 //! - Each accepted INVITE gets a [`session`]: one task per call that owns the dialogs of both
 //!   sides, issues the call commands (Offer, Ring, Ringing, EarlyMedia, Answer, Reject, HangUp,
 //!   Terminate, Hold, Resume), folds the call back from the log ([`view`]), tells the extensions
@@ -83,7 +85,10 @@ struct Table {
 }
 
 impl Shared {
-    #[allow(clippy::too_many_arguments, reason = "the handles a session needs, once")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the handles a session needs, once"
+    )]
     pub(crate) fn new(
         dialogs: Arc<DialogLayer>,
         calls: Registry<Call>,
@@ -224,6 +229,12 @@ fn looks_external(number: &str) -> bool {
 
 /// Handles an out-of-dialog INVITE: refused, or handed to a new session.
 pub(crate) async fn incoming(core: &Core, mut tx: Transaction) {
+    if core.calls.in_progress() >= core.calls.config.max_calls {
+        core.stats.overloaded();
+        let reply = Reply::new(503).with(Header::RetryAfter("5".into()));
+        crate::edge::respond(&mut tx, reply).await;
+        return;
+    }
     match admit(core, &tx).await {
         Ok(admitted) => Session::start_incoming(core.calls.clone(), admitted, tx),
         Err(reply) => crate::edge::respond(&mut tx, reply).await,

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use engine::call::Call;
 use engine::extension::{Extension, ExtensionCommand, ExtensionRejection};
 use engine::runtime::{Execute, ExecuteError, Instance, Registry};
-use events::ids::{CallId, CorrelationId, ExtensionNumber, TenantId};
 use events::StreamId;
+use events::ids::{CallId, CorrelationId, ExtensionNumber, TenantId};
 use events::model::{ExtensionCallState, LegRole};
 
 /// Each extension's part in `call`.
@@ -112,8 +112,8 @@ mod tests {
     use chrono::{DateTime, Utc};
     use engine::Aggregate;
     use engine::call::{CallCommand, RingContact};
-    use events::SeededIds;
     use events::IdGen;
+    use events::SeededIds;
     use events::ids::{DepartmentId, LegId, PhoneNumber, UserId};
     use events::model::{CallOrigin, Direction, Party};
 

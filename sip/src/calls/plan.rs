@@ -161,9 +161,9 @@ mod tests {
     use chrono::{DateTime, TimeDelta, Utc};
     use engine::Aggregate;
     use engine::call::{CallCommand, RingContact};
-    use events::{IdGen, SeededIds};
     use events::ids::{CallId, DepartmentId, ExtensionNumber, PhoneNumber, UserId};
     use events::model::{CallOrigin, Direction, LegRole, Party};
+    use events::{IdGen, SeededIds};
 
     fn party(ext: &str) -> Party {
         Party::internal(
@@ -336,7 +336,10 @@ mod tests {
             status: 486,
         });
         let branches = f.branches([Finished, Inviting], [false, false]);
-        assert_eq!(plan(&f.call, f.caller, CallerSip::Offered, &branches), vec![]);
+        assert_eq!(
+            plan(&f.call, f.caller, CallerSip::Offered, &branches),
+            vec![]
+        );
         f.run(CallCommand::Reject {
             leg: f.forks[1],
             status: 603,

@@ -10,9 +10,7 @@
 //! "voicemail", an unanswered call ends with 480.
 
 use chrono::{DateTime, Utc};
-use engine::extension::{
-    DeclineReason, Extension, NoAnswerTarget, RingTarget, RouteDecision,
-};
+use engine::extension::{DeclineReason, Extension, NoAnswerTarget, RingTarget, RouteDecision};
 use events::ids::{DeviceContactId, ExtensionNumber, PhoneNumber, TenantId};
 use events::model::{HangupCause, LegRole, Party, Transport};
 use events::{LogError, StreamId};
@@ -101,9 +99,15 @@ pub(crate) enum Routed {
 pub(crate) enum Hop {
     Ring(RingStep),
     /// Follow-me with nothing registered: ring its numbers at once.
-    RingNumbers { numbers: Vec<PhoneNumber>, ring_ms: u64 },
+    RingNumbers {
+        numbers: Vec<PhoneNumber>,
+        ring_ms: u64,
+    },
     ForwardTo(PhoneNumber),
-    Decline { cause: HangupCause, status: u16 },
+    Decline {
+        cause: HangupCause,
+        status: u16,
+    },
 }
 
 /// The party an extension is, as the directory provisioned it.
@@ -200,13 +204,16 @@ impl Router<'_> {
     }
 
     /// Where a call to `number`, rung as `role`, goes, following forwards.
-    pub(crate) async fn route(&self, number: &PhoneNumber, role: LegRole) -> Result<Routed, LogError> {
+    pub(crate) async fn route(
+        &self,
+        number: &PhoneNumber,
+        role: LegRole,
+    ) -> Result<Routed, LogError> {
         let mut number = number.clone();
         let mut role = role;
         let mut visited: Vec<PhoneNumber> = Vec::new();
         loop {
-            if visited.contains(&number) || visited.len() > usize::from(self.config.max_forwards)
-            {
+            if visited.contains(&number) || visited.len() > usize::from(self.config.max_forwards) {
                 return Ok(Routed::Decline {
                     cause: HangupCause::ExchangeRoutingError,
                     status: 482,
@@ -375,8 +382,7 @@ mod tests {
         apply(
             &mut busy,
             ExtensionCommand::CallLegStateObserved {
-                call: events::ids::CallId::parse("00000000-0000-4000-8000-000000000009")
-                    .unwrap(),
+                call: events::ids::CallId::parse("00000000-0000-4000-8000-000000000009").unwrap(),
                 state: events::model::ExtensionCallState::Answered,
             },
         );
@@ -424,7 +430,10 @@ mod tests {
             panic!("rings first");
         };
         assert_eq!(step.ring_ms, 4_000);
-        assert_eq!(step.then, Then::Forward(PhoneNumber::parse("1004").unwrap()));
+        assert_eq!(
+            step.then,
+            Then::Forward(PhoneNumber::parse("1004").unwrap())
+        );
         assert_eq!(step.ring_timeout_ms(2_000), 6_000);
 
         let mut follow = extension("1003", true);

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use engine::call::{CallCommand, CallRejection, RingContact};
 use engine::runtime::{Execute, ExecuteError, Instance};
+use events::StreamId;
 use events::ids::{CallId, CorrelationId, LegId, PhoneNumber, TenantId, UserId};
 use events::model::{CallOrigin, Direction, HangupCause, LegRole, Party};
-use events::StreamId;
 use rsipstack::dialog::dialog::{
     DialogState, DialogStateReceiver, DialogStateSender, TerminatedReason, TransactionHandle,
 };
@@ -521,9 +521,8 @@ impl Session {
     async fn ring(&mut self, step: RingStep) -> usize {
         let n = self.steps.len();
         let grace = u64::try_from(self.shared.config.forward_grace.as_millis()).unwrap_or(0);
-        let timeout = TimeDelta::milliseconds(
-            i64::try_from(step.ring_timeout_ms(grace)).unwrap_or(i64::MAX),
-        );
+        let timeout =
+            TimeDelta::milliseconds(i64::try_from(step.ring_timeout_ms(grace)).unwrap_or(i64::MAX));
         self.steps.push(step.then.clone());
         let Some(offer) = self.caller.media.remote.clone() else {
             return 0;
@@ -563,9 +562,7 @@ impl Session {
                     Err(e) => {
                         tracing::warn!(call = %self.id, uri = %reach.uri, error = %e,
                             "cannot send an INVITE to a contact");
-                        let _ = self
-                            .execute(CallCommand::Reject { leg, status: 503 })
-                            .await;
+                        let _ = self.execute(CallCommand::Reject { leg, status: 503 }).await;
                     }
                 }
             }
@@ -587,8 +584,8 @@ impl Session {
         presented: &Presented,
         mut media: LegMedia,
         offer: &Sdp,
-    ) -> Result<Outgoing, rsipstack::Error> {
-        let callee = Uri::try_from(reach.uri.as_str())?;
+    ) -> Result<Outgoing, Box<rsipstack::Error>> {
+        let callee = Uri::try_from(reach.uri.as_str()).map_err(rsipstack::Error::from)?;
         let transport = sip_transport(reach.transport);
         // Over a connection the phone's own flow is the way back to it (its REGISTER came in
         // on it); over UDP, the contact it registered.
@@ -813,7 +810,9 @@ impl Session {
 
     fn side_of(&self, sip_call_id: &str) -> Option<Side> {
         match &self.caller.kind {
-            CallerKind::Incoming { sip_call_id: id, .. } if id == sip_call_id => {
+            CallerKind::Incoming {
+                sip_call_id: id, ..
+            } if id == sip_call_id => {
                 return Some(Side::Caller);
             }
             CallerKind::Originated {
@@ -866,7 +865,8 @@ impl Session {
                     return;
                 }
                 b.out.sip = BranchSip::Answered;
-                if let Some(sdp) = Sdp::from_body(&response.body, content_type(&response).as_deref())
+                if let Some(sdp) =
+                    Sdp::from_body(&response.body, content_type(&response).as_deref())
                 {
                     b.out.media.received(sdp);
                 }
@@ -1035,7 +1035,9 @@ impl Session {
 
     /// The branch whose answer is bridged to the caller.
     fn answered_branch(&self) -> Option<usize> {
-        self.branches.iter().position(|b| b.out.sip == BranchSip::Answered)
+        self.branches
+            .iter()
+            .position(|b| b.out.sip == BranchSip::Answered)
     }
 
     /// Whether the caller's side has a confirmed dialog to relay to.
@@ -1162,12 +1164,15 @@ impl Session {
                 else {
                     return;
                 };
-                if !matches!(candidates[c].sip, BranchSip::Inviting | BranchSip::Cancelling) {
+                if !matches!(
+                    candidates[c].sip,
+                    BranchSip::Inviting | BranchSip::Cancelling
+                ) {
                     return;
                 }
                 candidates[c].sip = BranchSip::Finished;
-                let all_failed = chosen.is_none()
-                    && candidates.iter().all(|c| c.sip == BranchSip::Finished);
+                let all_failed =
+                    chosen.is_none() && candidates.iter().all(|c| c.sip == BranchSip::Finished);
                 if all_failed && self.caller.sip == CallerSip::Inviting {
                     self.caller.sip = CallerSip::Finished;
                     let (cause, status) = match status.filter(|s| *s >= 300) {
@@ -1193,7 +1198,12 @@ impl Session {
             return;
         };
         let call = &self.view.state;
-        if call.is_ended() || call.legs().iter().any(|l| l.answered_at.is_some() && l.role != LegRole::Caller) {
+        if call.is_ended()
+            || call
+                .legs()
+                .iter()
+                .any(|l| l.answered_at.is_some() && l.role != LegRole::Caller)
+        {
             return;
         }
         match then {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use engine::directory::demo::demo_directory;
 use engine::call::Call;
+use engine::directory::demo::demo_directory;
 use engine::extension::{Extension, ExtensionCommand};
 use engine::runtime::{Execute, Instance, Registry, RegistryConfig, Services};
 use events::log::sqlite::SqliteLog;
@@ -512,15 +512,20 @@ impl Harness {
 
     /// Every event after `from`, in log order, with its stream.
     pub(crate) async fn events_since(&self, from: GlobalPosition) -> Vec<(StreamId, Event)> {
-        let stored = self.log.read_all(from, 10_000).await.unwrap();
-        stored
-            .iter()
-            .map(|s| {
+        let mut events = Vec::new();
+        let mut after = from;
+        loop {
+            let stored = self.log.read_all(after, 10_000).await.unwrap();
+            let Some(last) = stored.last() else {
+                return events;
+            };
+            after = last.position;
+            for s in &stored {
                 let recorded = codec::decode(s).unwrap();
                 assert_eq!(recorded.metadata.tenant, Some(acme()), "tenant of {s:?}");
-                (recorded.stream, recorded.event)
-            })
-            .collect()
+                events.push((recorded.stream, recorded.event));
+            }
+        }
     }
 
     /// Runs `command` on extension `number` (a setting the test needs).
@@ -611,15 +616,26 @@ pub(crate) struct Running {
     what: String,
 }
 
-fn sipp_command(dir: &tempfile::TempDir, scenario_name: &str, port: u16) -> tokio::process::Command {
+fn sipp_command(
+    dir: &tempfile::TempDir,
+    scenario_name: &str,
+    port: u16,
+    transport: &str,
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new("sipp");
     command
         .current_dir(dir.path())
         .arg("-sf")
         .arg(scenario(scenario_name))
         .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-t", "u1", "-m", "1"])
-        .args(["-timeout", "30s", "-timeout_error", "-recv_timeout", "15000"])
+        .args(["-t", transport, "-m", "1"])
+        .args([
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-recv_timeout",
+            "15000",
+        ])
         .args(["-trace_err", "-nostdin"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -642,7 +658,7 @@ async fn wait_bound(port: u16) {
 /// A sipp phone answering on `port` with `scenario` (server mode, one call).
 pub(crate) async fn sipp_uas(scenario_name: &str, port: u16) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let child = sipp_command(&dir, scenario_name, port)
+    let child = sipp_command(&dir, scenario_name, port, "u1")
         .spawn()
         .expect("sipp is installed (apt-get install sip-tester)");
     wait_bound(port).await;
@@ -671,17 +687,16 @@ fn sipp_uac_command(
     port: u16,
     caller: &str,
     callee: &str,
+    transport: &str,
 ) -> (tempfile::TempDir, tokio::process::Command) {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("users.csv");
     std::fs::write(
         &csv,
-        format!(
-            "SEQUENTIAL\n{caller};[authentication username={caller} password=sip-{caller}];\n"
-        ),
+        format!("SEQUENTIAL\n{caller};[authentication username={caller} password=sip-{caller}];\n"),
     )
     .unwrap();
-    let mut command = sipp_command(&dir, scenario_name, port);
+    let mut command = sipp_command(&dir, scenario_name, port, transport);
     command
         .arg(target.to_string())
         .arg("-inf")
@@ -717,7 +732,10 @@ impl Running {
                 ),
             ),
             Ok(Err(e)) => (false, format!("{what}: {e}")),
-            Err(_) => (false, format!("{what}: still running after {within:?}\n{errors}")),
+            Err(_) => (
+                false,
+                format!("{what}: still running after {within:?}\n{errors}"),
+            ),
         }
     }
 }
@@ -762,7 +780,12 @@ impl Peer {
 
     /// INVITE, answer the 407 with `password`, and return the final response to the second
     /// INVITE. (The ACKs of the non-2xx responses are left out: the transactions time out.)
-    pub(crate) async fn invite_with_auth(&mut self, user: &str, password: &str, number: &str) -> Msg {
+    pub(crate) async fn invite_with_auth(
+        &mut self,
+        user: &str,
+        password: &str,
+        number: &str,
+    ) -> Msg {
         let first = self.invite(user, number, &[]);
         let challenge = self.request(&first).await;
         assert_eq!(challenge.status(), 407, "{}", challenge.raw);
@@ -774,7 +797,8 @@ impl Peer {
     }
 }
 
-/// A sipp caller like [`sipp_uac`], with more sipp arguments (e.g. `-d` for the call length).
+/// A sipp caller like [`sipp_uac`], with more sipp arguments (e.g. `-d` for the call length,
+/// `-t t1` for TCP).
 pub(crate) fn sipp_uac_with(
     target: SocketAddr,
     scenario_name: &str,
@@ -783,8 +807,16 @@ pub(crate) fn sipp_uac_with(
     callee: &str,
     extra: &[&str],
 ) -> Running {
-    let mut running = sipp_uac_command(target, scenario_name, port, caller, callee);
-    running.1.args(extra);
+    let transport = match extra.iter().position(|a| *a == "-t") {
+        Some(i) => extra.get(i + 1).copied().unwrap_or("u1"),
+        None => "u1",
+    };
+    let extra: Vec<&str> = match extra.iter().position(|a| *a == "-t") {
+        Some(i) => [&extra[..i], &extra[(i + 2).min(extra.len())..]].concat(),
+        None => extra.to_vec(),
+    };
+    let mut running = sipp_uac_command(target, scenario_name, port, caller, callee, transport);
+    running.1.args(&extra);
     let child = running
         .1
         .spawn()
@@ -793,5 +825,192 @@ pub(crate) fn sipp_uac_with(
         child,
         dir: running.0,
         what: format!("UAC {scenario_name} {caller} -> {callee}"),
+    }
+}
+
+// ---- baresip ----
+
+/// A free TCP port on 127.0.0.1.
+pub(crate) fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A headless baresip phone: registered as one extension through the edge, no audio device
+/// (a sine tone as its microphone, which only runs at 48 kHz stereo, resampled; the audio
+/// bridge as its speaker), driven through its
+/// `ctrl_tcp` module (netstring-framed JSON commands, and the events it reports back).
+pub(crate) struct Baresip {
+    child: tokio::process::Child,
+    ctrl: TcpStream,
+    buffer: Vec<u8>,
+    dir: tempfile::TempDir,
+    pub(crate) ext: String,
+}
+
+impl Baresip {
+    /// Starts baresip as extension `ext` (password `sip-EXT`) registering with `edge`.
+    pub(crate) async fn start(edge: SocketAddr, ext: &str) -> Baresip {
+        let dir = tempfile::tempdir().unwrap();
+        let (sip_port, ctrl_port) = (free_port(), free_tcp_port());
+        std::fs::write(
+            dir.path().join("config"),
+            format!(
+                "poll_method\tepoll\n\
+                 sip_listen\t127.0.0.1:{sip_port}\n\
+                 call_local_timeout\t120\n\
+                 audio_player\taubridge,speaker\n\
+                 audio_alert\taubridge,speaker\n\
+                 audio_source\tausine,440\n\
+                 ausrc_srate\t48000\n\
+                 ausrc_channels\t2\n\
+                 module_path\t/usr/lib/baresip/modules\n\
+                 module\tg711.so\n\
+                 module\tausine.so\n\
+                 module\taubridge.so\n\
+                 module\tctrl_tcp.so\n\
+                 module_tmp\tuuid.so\n\
+                 module_tmp\taccount.so\n\
+                 module_app\tmenu.so\n\
+                 ctrl_tcp_listen\t127.0.0.1:{ctrl_port}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("accounts"),
+            format!("<sip:{ext}@{edge};transport=udp>;auth_pass=sip-{ext};regint=600\n"),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
+        let child = tokio::process::Command::new("baresip")
+            .arg("-f")
+            .arg(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("baresip is installed (apt-get install baresip)");
+        let mut ctrl = None;
+        for _ in 0..250 {
+            if let Ok(s) = TcpStream::connect(("127.0.0.1", ctrl_port)).await {
+                ctrl = Some(s);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Baresip {
+            child,
+            ctrl: ctrl.expect("baresip's ctrl_tcp never listened"),
+            buffer: Vec::new(),
+            dir,
+            ext: ext.to_owned(),
+        }
+    }
+
+    /// What baresip logged so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
+    }
+
+    /// Sends a command (`dial`, `accept`, `hangup`, …).
+    pub(crate) async fn command(&mut self, command: &str, params: &str) {
+        let json = format!(
+            "{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"{command}\"}}"
+        );
+        let framed = format!("{}:{json},", json.len());
+        self.ctrl.write_all(framed.as_bytes()).await.unwrap();
+    }
+
+    /// Waits for an event of type `kind` (`CALL_INCOMING`, `CALL_ESTABLISHED`, …); its JSON.
+    pub(crate) async fn event(&mut self, kind: &str, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        let wanted = format!("\"type\":\"{kind}\"");
+        loop {
+            while let Some(message) = self.next_netstring() {
+                if message.contains("\"event\":true") && message.contains(&wanted) {
+                    return message;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let read = tokio::time::timeout_at(deadline, self.ctrl.read(&mut chunk)).await;
+            match read {
+                Ok(Ok(n)) if n > 0 => self.buffer.extend_from_slice(&chunk[..n]),
+                _ => panic!(
+                    "{}: no {kind} event within {within:?}\n{}",
+                    self.ext,
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    fn next_netstring(&mut self) -> Option<String> {
+        let colon = self.buffer.iter().position(|b| *b == b':')?;
+        let len: usize = std::str::from_utf8(&self.buffer[..colon])
+            .ok()?
+            .parse()
+            .ok()?;
+        if self.buffer.len() < colon + 1 + len + 1 {
+            return None;
+        }
+        let message = String::from_utf8_lossy(&self.buffer[colon + 1..colon + 1 + len]).to_string();
+        self.buffer.drain(..colon + 1 + len + 1);
+        Some(message)
+    }
+
+    /// Stops baresip.
+    pub(crate) async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// A sipp load run: `calls` calls from `caller` to `callee` at `rate` per second (at most
+/// `limit` at once), each hung up as soon as it is answered.
+pub(crate) fn sipp_load(
+    target: SocketAddr,
+    port: u16,
+    caller: &str,
+    callee: &str,
+    rate: u32,
+    calls: u32,
+) -> Running {
+    let (dir, mut command) = sipp_uac_command(target, "call-uac.xml", port, caller, callee, "u1");
+    // Later arguments win: many calls instead of one.
+    command.args([
+        "-d",
+        "0",
+        "-r",
+        &rate.to_string(),
+        "-m",
+        &calls.to_string(),
+        "-l",
+        &(rate * 4).to_string(),
+    ]);
+    let child = command
+        .spawn()
+        .expect("sipp is installed (apt-get install sip-tester)");
+    Running {
+        child,
+        dir,
+        what: format!("load {caller} -> {callee}, {calls} calls at {rate}/s"),
+    }
+}
+
+/// A sipp phone answering `calls` calls on `port` with `scenario`.
+pub(crate) async fn sipp_uas_many(scenario_name: &str, port: u16, calls: u32) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let child = sipp_command(&dir, scenario_name, port, "u1")
+        .args(["-m", &calls.to_string()])
+        .spawn()
+        .expect("sipp is installed (apt-get install sip-tester)");
+    wait_bound(port).await;
+    Running {
+        child,
+        dir,
+        what: format!("UAS {scenario_name} on {port} (many calls)"),
     }
 }
