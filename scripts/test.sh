@@ -25,6 +25,12 @@ command -v cc >/dev/null || apt_install build-essential
 # The SIP edge's integration tests drive it with sipp and baresip.
 command -v sipp >/dev/null || apt_install sip-tester
 command -v baresip >/dev/null || apt_install baresip
+# The call panel's browser tests (web/tests/panel_browser.rs): Debian's Chromium driven by
+# playwright-core from npm (never a downloaded browser).
+[ -x /usr/bin/chromium ] || apt_install chromium
+command -v npm >/dev/null || apt_install nodejs npm
+[ -d web/tests/browser/node_modules/playwright-core ] ||
+  (cd web/tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 if ! command -v pg_ctlcluster >/dev/null; then
   apt_install postgresql postgresql-client
   # A fresh Debian cluster asks for passwords over TCP; the tests connect as postgres on loopback.

@@ -64,9 +64,12 @@ enum Command {
 
 #[derive(Debug, Parser)]
 struct ServeArgs {
-    /// Address for the HTTP server (health endpoint, later the panel).
+    /// Address for the HTTP server (the panel, its websocket and the health endpoint).
     #[arg(long, env = "LEDGERLINE_HTTP", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// Address and port of the SIP listeners (UDP and TCP on the same port; port 0 picks one).
+    #[arg(long, env = "LEDGERLINE_SIP", default_value = "0.0.0.0:5060")]
+    sip: SocketAddr,
 }
 
 impl Cli {
@@ -100,7 +103,7 @@ fn run() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rsipstack=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -111,7 +114,7 @@ fn run() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     match &cli.command {
         Some(Command::Bench { what }) => runtime.block_on(bench::run(&cli, what)),
-        Some(Command::Serve(args)) => runtime.block_on(serve(&cli, args.http)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(&cli, args)),
         Some(Command::Simulate(args)) => simulate::run(args),
         Some(Command::Export(args)) => {
             runtime.block_on(async { transfer::export(open_store(&cli).await?, args).await })
@@ -120,7 +123,7 @@ fn run() -> anyhow::Result<()> {
             runtime.block_on(async { transfer::import(open_store(&cli).await?, args).await })
         }
         Some(Command::Replay(args)) => replay::run(args),
-        None => runtime.block_on(serve(&cli, ServeArgs::parse_from(["serve"]).http)),
+        None => runtime.block_on(serve(&cli, &ServeArgs::parse_from(["serve"]))),
     }
 }
 
@@ -131,7 +134,8 @@ async fn open_store(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn events::Even
         .with_context(|| format!("opening the event log {url}"))
 }
 
-async fn serve(cli: &Cli, http: SocketAddr) -> anyhow::Result<()> {
+async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
+    let http = args.http;
     use engine::directory::{config, demo};
     use engine::runtime::{Engine, EngineConfig};
     use events::model::UserRole;
@@ -142,6 +146,7 @@ async fn serve(cli: &Cli, http: SocketAddr) -> anyhow::Result<()> {
         Some(path) => (config::load_file(path)?, false),
         None => (demo::demo_directory()?, true),
     };
+    let accounts = std::sync::Arc::new(sip::StaticAccounts::from_directory(&loaded.tenants));
     let log = open_store(cli).await?;
     let (engine, engine_thread) = Engine::start_on_own_thread(
         log.clone(),
@@ -214,8 +219,27 @@ async fn serve(cli: &Cli, http: SocketAddr) -> anyhow::Result<()> {
             );
         }
     }
-    println!("  HTTP       http://{http}/  (health: http://{http}/health)");
-    let served = http::serve(log, engine.clone(), http).await;
+    // Phones reach the engine through the SIP edge; it is up before the panel is.
+    let sip_config = sip::SipConfig {
+        bind: args.sip,
+        ..sip::SipConfig::default()
+    };
+    let edge = sip::SipEdge::start(sip_config, sip::Registries::from(&engine), accounts)
+        .await
+        .with_context(|| format!("starting the SIP edge on {}", args.sip))?;
+    let sip_at = edge.udp_addr().unwrap_or(args.sip);
+    println!("  SIP        udp and tcp {sip_at} (digest realm per tenant domain)");
+    // The panel and CDR projections follow the log beside the engine (caught up before the
+    // HTTP server starts).
+    let projections = http::start_projections(log.clone(), &cli.store_url()?).await?;
+    println!("  panel      http://{http}/  (health: http://{http}/health)");
+    let mut site = http::Site::new(&projections, cli.data_dir.clone());
+    site.click_to_call = Some(std::sync::Arc::new(edge.call_control()));
+    let served = http::serve(log, engine.clone(), site, http).await;
+    if let Err(e) = projections.stop().await {
+        tracing::warn!(error = %e, "the projections stopped with an error");
+    }
+    edge.shutdown();
     engine.shutdown().await;
     tokio::task::spawn_blocking(move || engine_thread.stop()).await?;
     served

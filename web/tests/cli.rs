@@ -18,6 +18,8 @@ fn binary() -> Command {
         .env_remove("LEDGERLINE_DATA_DIR")
         .env_remove("LEDGERLINE_CONFIG")
         .env_remove("LEDGERLINE_HTTP")
+        // Tests run side by side: each server's SIP edge takes a free loopback port.
+        .env("LEDGERLINE_SIP", "127.0.0.1:0")
         .env("RUST_LOG", "warn");
     c
 }
@@ -175,6 +177,7 @@ impl Captured {
 fn serve_on_the_demo_warns_prints_the_demo_logins_and_reports_the_tenant() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
+    let sip_port = free_port();
     let data = dir.path().join("data");
     let server = start_captured(&[
         "--data-dir",
@@ -182,9 +185,18 @@ fn serve_on_the_demo_warns_prints_the_demo_logins_and_reports_the_tenant() {
         "serve",
         "--http",
         &format!("127.0.0.1:{port}"),
+        "--sip",
+        &format!("127.0.0.1:{sip_port}"),
     ]);
     let body = wait_for_health(port);
+    // The SIP edge answers on the port it was given.
+    let options = sip_options(sip_port);
     let (stdout, stderr) = server.stop();
+    assert!(options.starts_with("SIP/2.0 200"), "{options}");
+    assert!(
+        stdout.contains(&format!("SIP        udp and tcp 127.0.0.1:{sip_port}")),
+        "{stdout}"
+    );
 
     let health: serde_json::Value = serde_json::from_str(&body).expect("JSON health");
     // Everything in the fresh log was written by provisioning the demo, as the banner says.
@@ -473,4 +485,34 @@ async fn export_then_import_copies_the_log_exactly() {
 
 fn uuid_from(n: u128) -> uuid::Uuid {
     uuid::Uuid::from_u128(n)
+}
+
+/// Sends an OPTIONS over UDP to the server's SIP port and returns the first reply.
+fn sip_options(port: u16) -> String {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let local = socket.local_addr().expect("local address");
+    let request = format!(
+        "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-cli-options-1\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@127.0.0.1>;tag=cli1\r\n\
+         To: <sip:127.0.0.1:{port}>\r\n\
+         Call-ID: cli-options-1@127.0.0.1\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Contact: <sip:probe@{local}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let mut buf = [0u8; 4096];
+    for _ in 0..5 {
+        socket
+            .send_to(request.as_bytes(), ("127.0.0.1", port))
+            .expect("send");
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            return String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+    }
+    String::from("no answer")
 }

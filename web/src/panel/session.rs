@@ -1,0 +1,335 @@
+//! Browser sessions of the call panel. A login creates a session: a random 256-bit token that
+//! only the browser holds (in an `HttpOnly`, `SameSite=Strict` cookie), a public session id
+//! (for the hub and the log's `PanelSession*` events), a CSRF token the page sends back in a
+//! header with every state-changing request, and an absolute expiry. The server keeps only the
+//! SHA-256 of each token.
+//!
+//! Sessions are written to a file in the data directory (mode 0600, replaced atomically) on
+//! every login and logout, so a restarted server still knows them and an open panel reconnects
+//! without signing in again. Nothing of a session goes into the event log: tokens are
+//! credentials.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix_web::cookie::{Cookie, SameSite, time};
+use chrono::{DateTime, TimeDelta, Utc};
+use events::Clock;
+use events::ids::{TenantId, UserId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The session cookie's name.
+pub(crate) const COOKIE: &str = "ledgerline_session";
+/// How long a session lasts after its login.
+pub(crate) const LIFETIME: TimeDelta = TimeDelta::hours(12);
+
+/// Random bytes for secrets, injected like the clock.
+pub(crate) trait Secrets: Send + Sync + fmt::Debug {
+    /// Fills `buf` with unpredictable bytes.
+    fn fill(&self, buf: &mut [u8]) -> Result<(), String>;
+}
+
+/// The operating system's random number generator.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct OsSecrets;
+
+impl Secrets for OsSecrets {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), String> {
+        use rand::TryRngCore;
+        rand::rngs::OsRng
+            .try_fill_bytes(buf)
+            .map_err(|e| format!("the system random number generator failed: {e}"))
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `len` random bytes as hex.
+pub(crate) fn random_hex(secrets: &dyn Secrets, len: usize) -> Result<String, String> {
+    let mut buf = vec![0u8; len];
+    secrets.fill(&mut buf)?;
+    Ok(hex(&buf))
+}
+
+fn digest(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// One signed-in browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Session {
+    /// Public id (not a secret): names the session in the hub and in the log.
+    pub(crate) id: String,
+    pub(crate) tenant: TenantId,
+    pub(crate) user: UserId,
+    pub(crate) csrf: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Stored {
+    /// Token digest → session.
+    sessions: HashMap<String, Session>,
+}
+
+/// Every live session; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Sessions {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    clock: Arc<dyn Clock>,
+    secrets: Arc<dyn Secrets>,
+    path: Option<PathBuf>,
+    map: Mutex<Stored>,
+    /// Bumped on every change; the file is only ever replaced by a newer generation.
+    generation: AtomicU64,
+    written: Mutex<u64>,
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("path", &self.inner.path)
+            .field("live", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// Sessions kept in `path` (loaded now if it exists; expired ones are dropped), or only in
+    /// memory without a path.
+    pub(crate) fn open(
+        path: Option<PathBuf>,
+        clock: Arc<dyn Clock>,
+        secrets: Arc<dyn Secrets>,
+    ) -> Result<Self, String> {
+        let mut stored = Stored::default();
+        if let Some(p) = &path {
+            match std::fs::read_to_string(p) {
+                Ok(text) => {
+                    stored = serde_json::from_str(&text).map_err(|e| {
+                        format!(
+                            "the session file {} cannot be read ({e}); delete it to sign everyone out",
+                            p.display()
+                        )
+                    })?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("reading {}: {e}", p.display())),
+            }
+        }
+        let now = clock.now();
+        stored.sessions.retain(|_, s| s.expires_at > now);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                clock,
+                secrets,
+                path,
+                map: Mutex::new(stored),
+                generation: AtomicU64::new(0),
+                written: Mutex::new(0),
+            }),
+        })
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, Stored> {
+        self.inner.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map().sessions.len()
+    }
+
+    /// A new session for `user`; returns the token (for the cookie) and the session.
+    pub(crate) fn create(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<(String, Session), String> {
+        let secrets = &*self.inner.secrets;
+        let token = random_hex(secrets, 32)?;
+        let now = self.inner.clock.now();
+        let session = Session {
+            id: random_hex(secrets, 16)?,
+            tenant,
+            user,
+            csrf: random_hex(secrets, 32)?,
+            created_at: now,
+            expires_at: now + LIFETIME,
+        };
+        {
+            let mut map = self.map();
+            map.sessions.retain(|_, s| s.expires_at > now);
+            map.sessions.insert(digest(&token), session.clone());
+        }
+        self.persist();
+        Ok((token, session))
+    }
+
+    /// The live session of `token`.
+    pub(crate) fn get(&self, token: &str) -> Option<Session> {
+        let now = self.inner.clock.now();
+        self.map()
+            .sessions
+            .get(&digest(token))
+            .filter(|s| s.expires_at > now)
+            .cloned()
+    }
+
+    /// Ends the session of `token`; returns it if it was live.
+    pub(crate) fn revoke(&self, token: &str) -> Option<Session> {
+        let removed = self.map().sessions.remove(&digest(token));
+        if removed.is_some() {
+            self.persist();
+        }
+        removed
+    }
+
+    /// Writes the sessions to the file (if any), atomically; a failure is logged, the sessions
+    /// stay valid in memory.
+    fn persist(&self) {
+        let Some(path) = &self.inner.path else {
+            return;
+        };
+        let (generation, text) = {
+            let map = self.map();
+            let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            (generation, serde_json::to_string(&*map).unwrap_or_default())
+        };
+        let mut written = self.inner.written.lock().unwrap_or_else(|p| p.into_inner());
+        if *written > generation {
+            return;
+        }
+        match write_private(path, &text) {
+            Ok(()) => *written = generation,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot store the panel sessions")
+            }
+        }
+    }
+
+    /// The cookie that carries `token` (`secure` over HTTPS).
+    pub(crate) fn cookie(token: &str, secure: bool) -> Cookie<'static> {
+        Cookie::build(COOKIE, token.to_owned())
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(secure)
+            .max_age(time::Duration::seconds(LIFETIME.num_seconds()))
+            .finish()
+    }
+
+    /// The cookie that removes the session cookie from the browser.
+    pub(crate) fn removal_cookie(secure: bool) -> Cookie<'static> {
+        let mut c = Self::cookie("", secure);
+        c.make_removal();
+        c
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use events::ManualClock;
+
+    use super::*;
+
+    /// Predictable "random" bytes for tests: a counter.
+    #[derive(Debug, Default)]
+    pub(crate) struct CountingSecrets(AtomicU64);
+
+    impl Secrets for CountingSecrets {
+        fn fill(&self, buf: &mut [u8]) -> Result<(), String> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (n as u8).wrapping_add(i as u8);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn sessions_expire_are_revoked_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.json");
+        let clock = Arc::new(ManualClock::at_epoch());
+        let secrets = Arc::new(CountingSecrets::default());
+        let sessions = Sessions::open(Some(path.clone()), clock.clone(), secrets.clone()).unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        let (a, sa) = sessions
+            .create(tenant.clone(), UserId::parse("1001").unwrap())
+            .unwrap();
+        let (b, _) = sessions
+            .create(tenant.clone(), UserId::parse("1011").unwrap())
+            .unwrap();
+        assert_ne!(a, b);
+        assert_eq!(sessions.get(&a), Some(sa.clone()));
+        assert!(sessions.get("not-a-token").is_none());
+        let stored = std::fs::read_to_string(&path).unwrap();
+        assert!(!stored.contains(&a), "tokens are stored as digests only");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the session file is private");
+        }
+
+        assert!(sessions.revoke(&b).is_some());
+        let reopened = Sessions::open(Some(path.clone()), clock.clone(), secrets.clone()).unwrap();
+        assert_eq!(reopened.get(&a), Some(sa));
+        assert!(reopened.get(&b).is_none());
+
+        clock.advance(LIFETIME);
+        assert!(reopened.get(&a).is_none(), "expired");
+        assert_eq!(Sessions::open(Some(path), clock, secrets).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn the_cookie_is_http_only_and_strict() {
+        let c = Sessions::cookie("t", false).to_string();
+        assert!(c.contains("HttpOnly"), "{c}");
+        assert!(c.contains("SameSite=Strict"), "{c}");
+        assert!(c.contains("Path=/"), "{c}");
+        assert!(!c.contains("Secure"), "{c}");
+        assert!(Sessions::cookie("t", true).to_string().contains("Secure"));
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+    }
+}

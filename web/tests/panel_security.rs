@@ -1,0 +1,429 @@
+//! The panel's web security and websocket protocol against the binary (demo directory):
+//! security headers and the session cookie, the session renewed at every sign-in and ended at
+//! sign-out (its sockets closed), CSRF and cross-site checks on every state-changing request,
+//! the websocket's Origin check and protocol version, and the protocol's continuity — a
+//! reconnect with a position gets exactly the missed changes, also after a server restart,
+//! and heartbeats carry the position on.
+
+mod panel_support;
+
+use std::time::Duration;
+
+use panel_support::{Http, Server, Socket, free_port};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn signed_in(port: u16) -> Http {
+    let mut http = Http::new(port);
+    let r = http.login("1001", "demo-1001").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    http
+}
+
+fn origin(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_cookies_sessions_and_cross_site_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = Server::start(dir.path(), None, port).await;
+    let anon = Http::new(port);
+
+    for path in ["/login", "/api/v1/me", "/static/panel.js"] {
+        let r = anon.get(path).await.unwrap();
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
+    }
+    let page = anon.get("/login").await.unwrap().body;
+    for inline in [
+        "<script>",
+        "onclick=",
+        "onload=",
+        "onsubmit=",
+        "javascript:",
+        "style=",
+    ] {
+        assert!(
+            !page.contains(inline),
+            "no inline script or style ({inline}): {page}"
+        );
+    }
+
+    // The cookie, and a new session at every sign-in.
+    let mut first = Http::new(port);
+    let r = first.login("1001", "demo-1001").await;
+    let cookie = r
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("ledgerline_session="))
+        .unwrap();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    let mut second = first.clone();
+    second.login("1001", "demo-1001").await;
+    assert_ne!(first.cookie, second.cookie, "a sign-in renews the session");
+    assert_ne!(first.csrf, second.csrf);
+    assert_eq!(
+        first.get("/api/v1/me").await.unwrap().status,
+        401,
+        "the session it replaced ended"
+    );
+    assert_eq!(second.get("/api/v1/me").await.unwrap().status, 200);
+    let http = second;
+
+    // CSRF: the token is required on every state-changing request, and the origin must be ours.
+    let body = json!({ "state": "lunch" }).to_string();
+    let mut no_token = http.clone();
+    no_token.csrf = None;
+    let r = no_token
+        .request("POST", "/api/v1/presence", Some(&body), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (403, json!("csrf"))
+    );
+    let r = http
+        .request(
+            "POST",
+            "/api/v1/presence",
+            Some(&body),
+            &[("X-CSRF-Token", "0000")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    let r = http
+        .request(
+            "POST",
+            "/api/v1/presence",
+            Some(&body),
+            &[("Origin", "http://evil.example")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (403, json!("cross_origin"))
+    );
+    let r = http
+        .request(
+            "POST",
+            "/api/v1/presence",
+            Some(&body),
+            &[("Sec-Fetch-Site", "cross-site")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    let r = http
+        .request(
+            "DELETE",
+            "/api/v1/pinned/1002",
+            None,
+            &[("X-CSRF-Token", "")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "DELETE is checked too");
+    let r = http
+        .request(
+            "POST",
+            "/api/v1/presence",
+            Some(&body),
+            &[("Origin", &origin(port))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        no_token
+            .request("POST", "/api/v1/logout", None, &[])
+            .await
+            .unwrap()
+            .status,
+        403
+    );
+
+    // Sign-in and API clients: JSON only, never from another site.
+    let login = json!({ "username": "1001", "password": "demo-1001" }).to_string();
+    let r = anon
+        .request(
+            "POST",
+            "/api/v1/login",
+            Some(&login),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 415, "a cross-site form cannot sign anyone in");
+    let r = anon
+        .request(
+            "POST",
+            "/api/v1/login",
+            Some(&login),
+            &[("Origin", "http://evil.example")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    let api = Http::basic(port, "1006", "demo-1006");
+    let r = api
+        .request(
+            "POST",
+            "/api/v1/dnd",
+            Some("{\"enabled\":true}"),
+            &[("Content-Type", "text/plain")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 415);
+    let r = api
+        .request(
+            "POST",
+            "/api/v1/dnd",
+            Some("{\"enabled\":true}"),
+            &[("Origin", "http://evil.example")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        api.post("/api/v1/dnd", &json!({ "enabled": true }))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        api.get("/api/v1/panel").await.unwrap().status,
+        403,
+        "a basic user has no panel"
+    );
+    let r = Http::basic(port, "1006", "wrong")
+        .get("/api/v1/me")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate").is_none(),
+        "browsers are never asked for Basic credentials"
+    );
+
+    // Repeated failures slow a name down.
+    let mut last = 0;
+    for _ in 0..6 {
+        last = Http::new(port).login("1011", "guess").await.status;
+    }
+    assert_eq!(last, 429);
+    assert_eq!(Http::new(port).login("1011", "demo-1011").await.status, 429);
+
+    // The websocket: our origin only, a session, and a version we speak.
+    assert_eq!(Socket::open(&http, "v=1", None).await.err(), Some(403));
+    assert_eq!(
+        Socket::open(&http, "v=1", Some("http://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(
+        Socket::open(&anon, "v=1", Some(&origin(port))).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        Socket::open(&http, "v=2", Some(&origin(port))).await.err(),
+        Some(400)
+    );
+    let mut ws = Socket::open(&http, "v=1", Some(&origin(port)))
+        .await
+        .expect("opens");
+    assert_eq!(ws.next(WAIT).await.unwrap()["type"], "snapshot");
+    let mut other_tab = Socket::open(&http, "v=1", Some(&origin(port)))
+        .await
+        .expect("opens");
+    other_tab.next(WAIT).await.unwrap();
+
+    // Signing out ends the session and closes its sockets.
+    let r = http
+        .request("POST", "/api/v1/logout", None, &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.cookies
+            .iter()
+            .any(|c| c.starts_with("ledgerline_session=;") || c.contains("Max-Age=0")),
+        "{:?}",
+        r.cookies
+    );
+    let (closing, _) = ws.until("closing", WAIT).await;
+    assert_eq!(closing.expect("a closing frame")["code"], 4001);
+    assert!(ws.next(WAIT).await.is_none(), "then the socket closes");
+    assert_eq!(
+        other_tab.until("closing", WAIT).await.0.unwrap()["code"],
+        4001
+    );
+    assert_eq!(http.get("/api/v1/me").await.unwrap().status, 401);
+    assert_eq!(
+        Socket::open(&http, "v=1", Some(&origin(port))).await.err(),
+        Some(401)
+    );
+}
+
+/// Folds frames like the browser: the cards and the position.
+#[derive(Default)]
+struct View {
+    position: u64,
+    epoch: String,
+    cards: std::collections::BTreeMap<String, Value>,
+}
+
+impl View {
+    fn apply(&mut self, f: &Value) {
+        match f["type"].as_str().unwrap() {
+            "snapshot" => {
+                self.cards = f["snapshot"]["users"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| (c["user"].as_str().unwrap().to_owned(), c.clone()))
+                    .collect();
+                self.position = f["position"].as_u64().unwrap();
+                self.epoch = f["epoch"].as_str().unwrap().to_owned();
+            }
+            "delta" => {
+                assert_eq!(
+                    f["from"].as_u64().unwrap(),
+                    self.position,
+                    "no gap, no overlap: {f}"
+                );
+                for c in f["delta"]["users"].as_array().unwrap() {
+                    self.cards
+                        .insert(c["user"].as_str().unwrap().to_owned(), c.clone());
+                }
+                for id in f["delta"]["removed_users"].as_array().unwrap() {
+                    self.cards.remove(id.as_str().unwrap());
+                }
+                self.position = f["to"].as_u64().unwrap();
+            }
+            "heartbeat" => self.position = f["position"].as_u64().unwrap(),
+            _ => {}
+        }
+    }
+    fn presence(&self, user: &str) -> Value {
+        self.cards[user]["presence"]["state"].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_continues_from_its_position_even_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server::start(dir.path(), None, port).await;
+    let http = signed_in(port).await;
+    let o = origin(port);
+    let mut view = View::default();
+    let mut ws = Socket::open(&http, "v=1", Some(&o)).await.unwrap();
+    view.apply(&ws.next(WAIT).await.unwrap());
+    let set = |user: &'static str, state: &'static str| async move {
+        let r = Http::basic(port, user, &format!("demo-{user}"))
+            .post("/api/v1/presence", &json!({ "state": state }))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    set("1006", "lunch").await;
+    let (delta, _) = ws.until("delta", WAIT).await;
+    view.apply(&delta.unwrap());
+    assert_eq!(view.presence("1006"), "lunch");
+
+    // Heartbeats come every ten seconds and carry the position on.
+    let (beat, other) = ws.until("heartbeat", Duration::from_secs(15)).await;
+    for f in &other {
+        view.apply(f);
+    }
+    let beat = beat.expect("a heartbeat");
+    view.apply(&beat);
+    assert!(beat["now"].is_string());
+
+    // Away: changes happen; back with the position: exactly those changes, once.
+    ws.close().await;
+    let away_at = view.position;
+    set("1007", "busy").await;
+    set("1012", "lunch").await; // management: not for 1001
+    set("1006", "brb").await;
+    let query = format!("v=1&from={away_at}&epoch={}", view.epoch);
+    let mut ws = Socket::open(&http, &query, Some(&o)).await.unwrap();
+    let first = ws.next(WAIT).await.unwrap();
+    assert_eq!(first["type"], "delta", "continued, not a snapshot: {first}");
+    view.apply(&first);
+    while view.presence("1006") != "brb" || view.presence("1007") != "busy" {
+        let f = ws.next(WAIT).await.expect("the missed changes arrive");
+        assert!(
+            !f.to_string().contains("\"1012\""),
+            "management never shows: {f}"
+        );
+        view.apply(&f);
+    }
+    for f in ws.drain(Duration::from_millis(800)).await {
+        view.apply(&f);
+    }
+    let fresh = http.get("/api/v1/panel").await.unwrap().json();
+    let mut check = View::default();
+    check.apply(&fresh);
+    assert_eq!(
+        view.cards, check.cards,
+        "the continued view equals a fresh snapshot"
+    );
+
+    // Another log's position is not continued: a snapshot.
+    let mut elsewhere = Socket::open(
+        &http,
+        &format!("v=1&from={away_at}&epoch=another-log"),
+        Some(&o),
+    )
+    .await
+    .unwrap();
+    assert_eq!(elsewhere.next(WAIT).await.unwrap()["type"], "snapshot");
+    elsewhere.close().await;
+
+    // The server restarts: the session survives, and the position is continued.
+    ws.close().await;
+    server.stop();
+    let _server = Server::start(dir.path(), None, port).await;
+    set("1008", "away").await;
+    let query = format!("v=1&from={}&epoch={}", view.position, view.epoch);
+    let mut ws = Socket::open(&http, &query, Some(&o))
+        .await
+        .expect("the session survived the restart");
+    let first = ws.next(WAIT).await.unwrap();
+    assert_eq!(
+        first["type"], "delta",
+        "continued after the restart: {first}"
+    );
+    view.apply(&first);
+    while view.presence("1008") != "away" {
+        view.apply(&ws.next(WAIT).await.expect("the change arrives"));
+    }
+    let fresh = http.get("/api/v1/panel").await.unwrap().json();
+    let mut check = View::default();
+    check.apply(&fresh);
+    assert_eq!(
+        view.cards, check.cards,
+        "the continued view equals a fresh snapshot"
+    );
+}
