@@ -134,6 +134,8 @@ async fn append_to_frame_latency_with_many_sockets() {
     let mut tasks = Vec::new();
     let per_user = sockets.div_ceil(PANEL_USERS);
     let mut watched_by: Vec<BTreeSet<String>> = Vec::new();
+    // The sockets listen until told to stop (pings and heartbeats never let them go quiet).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let origin = format!("http://127.0.0.1:{port}");
     for s in 0..sockets {
         let p = s / per_user;
@@ -152,9 +154,17 @@ async fn append_to_frame_latency_with_many_sockets() {
         let first = ws.next(Duration::from_secs(60)).await.expect("a snapshot");
         assert_eq!(first["type"], "snapshot");
         let mut position = first["position"].as_u64().unwrap();
+        let mut stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let mut seen = Seen::default();
-            while let Some(f) = ws.next(Duration::from_secs(8)).await {
+            loop {
+                let f = tokio::select! {
+                    _ = stopped.wait_for(|s| *s) => break,
+                    f = ws.next(Duration::from_secs(3600)) => match f {
+                        Some(f) => f,
+                        None => break,
+                    },
+                };
                 let now = Instant::now();
                 match f["type"].as_str().unwrap_or("") {
                     "delta" => {
@@ -239,11 +249,24 @@ async fn append_to_frame_latency_with_many_sockets() {
     for w in writers {
         w.await.unwrap();
     }
+    // Long enough for the last change to reach every socket.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.send_replace(true);
     let mut seen = Vec::new();
     for t in tasks {
         seen.push(t.await.unwrap());
     }
     server.stop();
+    let closes = std::process::Command::new("psql")
+        .arg(&store)
+        .args(["-At", "-c", "select payload::json->>'reason', count(*) from events where event_type = 'PanelSessionClosed' group by 1"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).replace('\n', " "))
+        .unwrap_or_default();
+    println!(
+        "bench: connections the server closed during the run, by reason: [{}]",
+        closes.trim()
+    );
     psql(&admin, &format!("DROP DATABASE {db} WITH (FORCE)"));
 
     // Each change, for each socket that may see it: the first card of that user at or after

@@ -27,7 +27,8 @@
 //! `pin` (optionally `before` another card; else at the end), `unpin`, `move`, `call`.
 //!
 //! Close codes: 4001 signed out, 4003 access revoked, 4008 too slow (the per-connection queue
-//! overflowed: reconnect with the last position), 4009 protocol error, 1001 server going away.
+//! overflowed: reconnect with the last position), 4009 protocol error (a binary frame), 4010 no
+//! answer to the server's pings for 30 s, 1001 server going away.
 
 use chrono::{DateTime, Utc};
 use events::GlobalPosition;

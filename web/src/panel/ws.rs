@@ -81,7 +81,9 @@ fn record_reason(why: CloseWhy) -> PanelCloseReason {
         CloseWhy::SignedOut => PanelCloseReason::Logout,
         CloseWhy::AccessRevoked => PanelCloseReason::AccessRevoked,
         CloseWhy::TooSlow => PanelCloseReason::TooSlow,
-        CloseWhy::Timeout | CloseWhy::Protocol => PanelCloseReason::Timeout,
+        CloseWhy::Timeout => PanelCloseReason::Timeout,
+        // The browser sent what the protocol does not have; it closed on its side of it.
+        CloseWhy::Protocol => PanelCloseReason::BrowserClosed,
         CloseWhy::ServerShutdown => PanelCloseReason::ServerShutdown,
     }
 }
@@ -197,8 +199,9 @@ async fn run(
                         let _ = session.pong(&bytes).await;
                     }
                     Some(Ok(Message::Pong(_) | Message::Nop | Message::Continuation(_))) => {}
-                    Some(Ok(Message::Binary(_)) | Err(_)) => break End::Closing(CloseWhy::Protocol),
-                    Some(Ok(Message::Close(_))) | None => break End::Browser,
+                    Some(Ok(Message::Binary(_))) => break End::Closing(CloseWhy::Protocol),
+                    // A close frame, the end of the stream or a broken connection: gone.
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break End::Browser,
                 }
             }
         }
