@@ -281,9 +281,12 @@ impl AggregateState {
     }
 }
 
-/// Whether a category's streams are facts with no aggregate by design (not a divergence).
+/// Whether a category's streams are facts with no aggregate here by design (not a divergence):
+/// `system` facts, and `panel` streams, which hold the panel's session facts and each user's
+/// pinned cards (their watch-list aggregate lives with the web panel). They are still checked
+/// for order, versions and event types.
 fn facts_only(category: Category) -> bool {
-    category == Category::System
+    matches!(category, Category::System | Category::Panel)
 }
 
 /// One stream after the fold.

@@ -794,7 +794,7 @@ fn a_tenant_change_inside_a_stream_is_reported() {
 }
 
 #[test]
-fn categories_without_an_aggregate_are_reported_once_per_stream_and_system_is_not() {
+fn categories_without_an_aggregate_are_reported_once_per_stream_and_system_and_panel_are_not() {
     let example = |category: Category| {
         Event::examples()
             .into_iter()
@@ -802,14 +802,14 @@ fn categories_without_an_aggregate_are_reported_once_per_stream_and_system_is_no
             .take(2)
             .collect::<Vec<_>>()
     };
-    let panel = StreamId::parse("panel-acme.1001").expect("a stream id");
+    let sms = StreamId::parse("sms-acme.1001").expect("a stream id");
     let system = StreamId::parse("system-node1").expect("a stream id");
     let at = morning_at(0);
     let mut log = Vec::new();
-    for (i, e) in example(Category::Panel).into_iter().enumerate() {
+    for (i, e) in example(Category::Sms).into_iter().enumerate() {
         log.push(stored(
             log.len() as u64 + 1,
-            &panel,
+            &sms,
             i as u64 + 1,
             at,
             "acme",
@@ -826,24 +826,36 @@ fn categories_without_an_aggregate_are_reported_once_per_stream_and_system_is_no
             e,
         ));
     }
-    // A call event in the panel stream is still an event of the wrong aggregate.
+    // A call event in the sms stream is still an event of the wrong aggregate.
     let call = example(Category::Call).remove(0);
-    log.push(stored(log.len() as u64 + 1, &panel, 3, at, "acme", call));
+    log.push(stored(log.len() as u64 + 1, &sms, 3, at, "acme", call));
+    // Panel streams (session facts, pinned cards) are checked for order, not folded.
+    let panel = StreamId::parse("panel-acme.1001").expect("a stream id");
+    for (i, e) in example(Category::Panel).into_iter().enumerate() {
+        log.push(stored(
+            log.len() as u64 + 1,
+            &panel,
+            i as u64 + 1,
+            at,
+            "acme",
+            e,
+        ));
+    }
     let folded = fold_stored(&log);
     assert_eq!(
         folded.divergences(),
         &[
             Divergence {
                 position: GlobalPosition(1),
-                stream: panel.clone(),
+                stream: sms.clone(),
                 version: 1,
                 kind: DivergenceKind::NoAggregate {
-                    category: Category::Panel
+                    category: Category::Sms
                 },
             },
             Divergence {
                 position: GlobalPosition(5),
-                stream: panel.clone(),
+                stream: sms.clone(),
                 version: 3,
                 kind: DivergenceKind::WrongAggregate {
                     event_type: Event::examples()
@@ -866,6 +878,10 @@ fn categories_without_an_aggregate_are_reported_once_per_stream_and_system_is_no
     assert!(matches!(
         state_of(&folded, &system),
         AggregateState::Unfolded(Category::System)
+    ));
+    assert!(matches!(
+        state_of(&folded, &panel),
+        AggregateState::Unfolded(Category::Panel)
     ));
 }
 
