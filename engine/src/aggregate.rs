@@ -79,6 +79,21 @@ impl<C> Deadline<C> {
     }
 }
 
+/// `at` plus `ms` milliseconds, saturating at the end of time: how a state turns a duration an
+/// event carries into a deadline.
+pub(crate) fn plus_ms(at: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::TimeDelta::try_milliseconds)
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Whole milliseconds from `from` to `to`, 0 when `to` is earlier.
+pub(crate) fn elapsed_ms(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
+}
+
 /// Stamps what `decide` produced at `now` with fresh event ids and one envelope, and encodes it
 /// into the records the log appends. The time is truncated once, here, to the microsecond the
 /// log stores, so the value folded right after the append (`metadata[i].occurred_at`) and the

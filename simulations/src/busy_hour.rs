@@ -30,7 +30,7 @@ use events::model::{
 };
 use rand::Rng;
 
-use crate::world::{Agenda, Instance, Report, World};
+use crate::world::{Agenda, Instance, Report, World, new_deadlines};
 
 /// Parameters of a busy hour.
 #[derive(Debug, Clone)]
@@ -118,14 +118,6 @@ fn presence_rules() -> Vec<PresenceRule> {
     ]
 }
 
-/// The deadlines in `after` that were not already armed in `before` (the agenda holds those).
-fn new_deadlines<C: PartialEq>(
-    before: &[engine::Deadline<C>],
-    after: Vec<engine::Deadline<C>>,
-) -> impl Iterator<Item = engine::Deadline<C>> {
-    after.into_iter().filter(move |d| !before.contains(d))
-}
-
 /// Runs a busy hour for `seed`, calling `progress(simulated seconds done, total)` now and then.
 pub fn run_busy_hour(params: &BusyHour, seed: u64, progress: &mut dyn FnMut(u64, u64)) -> Report {
     let tenant = TenantId::parse("sim").expect("\"sim\" is a valid tenant slug");
@@ -148,11 +140,11 @@ pub fn run_busy_hour(params: &BusyHour, seed: u64, progress: &mut dyn FnMut(u64,
     let rate_per_sec = f64::from(per_hour) / 3600.0;
     // Background churn: each user changes presence about twice and DND about once an hour.
     let churn_per_sec = f64::from(n) / 3600.0;
-    let first = sim.exp_delay(rate_per_sec);
+    let first = sim.world.exp_delay(rate_per_sec);
     sim.agenda.at(start + first, Happening::Arrival);
-    let d = sim.exp_delay(churn_per_sec);
+    let d = sim.world.exp_delay(churn_per_sec);
     sim.agenda.at(start + d, Happening::ToggleDnd);
-    let p = sim.exp_delay(2.0 * churn_per_sec);
+    let p = sim.world.exp_delay(2.0 * churn_per_sec);
     sim.agenda.at(start + p, Happening::ChangePresence);
 
     let total = (load_ends - start).num_seconds().max(1) as u64;
@@ -174,19 +166,19 @@ pub fn run_busy_hour(params: &BusyHour, seed: u64, progress: &mut dyn FnMut(u64,
         match what {
             Happening::Arrival if load_on => {
                 sim.arrival();
-                let next = sim.exp_delay(rate_per_sec);
+                let next = sim.world.exp_delay(rate_per_sec);
                 sim.agenda.at(sim.world.now + next, Happening::Arrival);
             }
             Happening::ToggleDnd if load_on => {
                 let ext = sim.world.rng.random_range(0..sim.extensions.len());
                 sim.toggle_dnd(ext);
-                let next = sim.exp_delay(churn_per_sec);
+                let next = sim.world.exp_delay(churn_per_sec);
                 sim.agenda.at(sim.world.now + next, Happening::ToggleDnd);
             }
             Happening::ChangePresence if load_on => {
                 let ext = sim.world.rng.random_range(0..sim.extensions.len());
                 sim.change_presence(ext);
-                let next = sim.exp_delay(2.0 * churn_per_sec);
+                let next = sim.world.exp_delay(2.0 * churn_per_sec);
                 sim.agenda
                     .at(sim.world.now + next, Happening::ChangePresence);
             }
@@ -211,17 +203,6 @@ pub fn run_busy_hour(params: &BusyHour, seed: u64, progress: &mut dyn FnMut(u64,
 impl Sim {
     fn count(&mut self, what: &'static str) {
         *self.counters.entry(what).or_default() += 1;
-    }
-
-    fn exp_delay(&mut self, rate_per_sec: f64) -> TimeDelta {
-        let u: f64 = self.world.rng.random_range(f64::EPSILON..1.0);
-        let secs = -u.ln() / rate_per_sec;
-        TimeDelta::microseconds((secs * 1e6) as i64)
-    }
-
-    fn uniform_secs(&mut self, lo: f64, hi: f64) -> TimeDelta {
-        let s: f64 = self.world.rng.random_range(lo..hi);
-        TimeDelta::microseconds((s * 1e6) as i64)
     }
 
     fn provision(&mut self, n: u32) {
@@ -495,7 +476,7 @@ impl Sim {
         let r: f64 = self.world.rng.random_range(0.0..1.0);
         let now = self.world.now;
         if r < 0.70 {
-            let after = self.uniform_secs(2.0, 25.0);
+            let after = self.world.uniform_secs(2.0, 25.0);
             self.agenda.at(
                 now + after,
                 Happening::Answer {
@@ -504,10 +485,10 @@ impl Sim {
                 },
             );
         } else if r < 0.80 {
-            let after = self.uniform_secs(1.0, 15.0);
+            let after = self.world.uniform_secs(1.0, 15.0);
             self.agenda.at(now + after, Happening::Cancel { call });
         } else if r < 0.85 {
-            let after = self.uniform_secs(1.0, 6.0);
+            let after = self.world.uniform_secs(1.0, 6.0);
             self.agenda.at(
                 now + after,
                 Happening::Reject {
@@ -544,7 +525,7 @@ impl Sim {
                 }
                 if self.call_command(call, CallCommand::Answer { leg }) {
                     self.count("calls answered");
-                    let hold = self.exp_delay(1.0 / self.mean_hold_secs);
+                    let hold = self.world.exp_delay(1.0 / self.mean_hold_secs);
                     let caller = self.caller_leg(call);
                     let by_caller = self.world.rng.random_bool(0.5);
                     let ender = match (by_caller, caller) {
@@ -598,7 +579,7 @@ impl Sim {
                 if self.leg_is_live(call, leg) && self.call_command(call, CallCommand::Hold { leg })
                 {
                     self.count("holds");
-                    let back = self.uniform_secs(3.0, 30.0);
+                    let back = self.world.uniform_secs(3.0, 30.0);
                     self.agenda
                         .at(self.world.now + back, Happening::Resume { call, leg });
                 }
@@ -630,7 +611,7 @@ impl Sim {
                         && self.leg_is_live(call, leg)
                     {
                         self.count("to voicemail");
-                        let message = self.uniform_secs(5.0, 40.0);
+                        let message = self.world.uniform_secs(5.0, 40.0);
                         self.agenda
                             .at(self.world.now + message, Happening::HangUp { call, leg });
                     }
@@ -833,21 +814,11 @@ impl Sim {
             }
         }
         self.counters.insert("calls", self.calls.len() as u64);
-        let sim_secs = (self.world.now - crate::world::start_time()).num_seconds();
-        Report {
-            scenario: format!(
-                "busy-hour: {} extensions, {} minutes",
-                params.extensions, params.minutes
-            ),
-            seed,
-            events: self.world.events(),
-            commands: self.world.commands,
-            rejected: self.world.rejected,
-            counters: self.counters,
-            log_sha256: self.world.log_sha256(),
-            violations: std::mem::take(&mut self.world.violations),
-            simulated_seconds: sim_secs,
-        }
+        let scenario = format!(
+            "busy-hour: {} extensions, {} minutes",
+            params.extensions, params.minutes
+        );
+        self.world.into_report(scenario, seed, self.counters)
     }
 }
 

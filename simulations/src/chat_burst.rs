@@ -34,7 +34,6 @@ use events::model::{
 use futures_util::FutureExt;
 use rand::Rng;
 
-use crate::conference_storm::rebuild;
 use crate::world::{Agenda, Instance, Report, World};
 
 /// Parameters of a chat burst.
@@ -344,9 +343,9 @@ pub fn run_chat_burst(params: &ChatBurst, seed: u64, progress: &mut dyn FnMut(u6
     let actions_per_hour = params.actions_per_hour.unwrap_or(n_users * 15).max(1);
     let burst_rate = f64::from(bursts_per_hour) / 3600.0;
     let action_rate = f64::from(actions_per_hour) / 3600.0;
-    let b = sim.exp_delay(burst_rate);
+    let b = sim.world.exp_delay(burst_rate);
     sim.agenda.at(start + b, Happening::Burst);
-    let a = sim.exp_delay(action_rate);
+    let a = sim.world.exp_delay(action_rate);
     sim.agenda.at(start + a, Happening::Action);
 
     let total = (load_ends - start).num_seconds().max(1) as u64;
@@ -369,18 +368,18 @@ pub fn run_chat_burst(params: &ChatBurst, seed: u64, progress: &mut dyn FnMut(u6
         match what {
             Happening::Burst if load_on => {
                 sim.burst();
-                let next = sim.exp_delay(burst_rate);
+                let next = sim.world.exp_delay(burst_rate);
                 sim.agenda.at(sim.world.now + next, Happening::Burst);
             }
             Happening::Action if load_on => {
                 sim.action();
-                let next = sim.exp_delay(action_rate);
+                let next = sim.world.exp_delay(action_rate);
                 sim.agenda.at(sim.world.now + next, Happening::Action);
             }
             Happening::Post { target, left } if load_on => {
                 sim.post(target);
                 if left > 0 {
-                    let gap = sim.uniform_secs(0.5, 8.0);
+                    let gap = sim.world.uniform_secs(0.5, 8.0);
                     sim.agenda.at(
                         sim.world.now + gap,
                         Happening::Post {
@@ -408,21 +407,6 @@ pub fn run_chat_burst(params: &ChatBurst, seed: u64, progress: &mut dyn FnMut(u6
 impl Sim {
     fn count(&mut self, what: &'static str) {
         *self.counters.entry(what).or_default() += 1;
-    }
-
-    fn exp_delay(&mut self, rate_per_sec: f64) -> TimeDelta {
-        let u: f64 = self.world.rng.random_range(f64::EPSILON..1.0);
-        let secs = -u.ln() / rate_per_sec;
-        TimeDelta::microseconds((secs * 1e6) as i64)
-    }
-
-    fn uniform_secs(&mut self, lo: f64, hi: f64) -> TimeDelta {
-        let s: f64 = self.world.rng.random_range(lo..hi);
-        TimeDelta::microseconds((s * 1e6) as i64)
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.world.rng.random_bool(p.clamp(0.0, 1.0))
     }
 
     fn pick<T: Clone>(&mut self, items: &[T]) -> Option<T> {
@@ -621,7 +605,7 @@ impl Sim {
         let live: Vec<usize> = (0..self.rooms.len())
             .filter(|r| self.rooms[*r].instance.state.status() != RoomStatus::Deleted)
             .collect();
-        if live.is_empty() || self.chance(0.03) {
+        if live.is_empty() || self.world.chance(0.03) {
             self.world.rng.random_range(0..self.rooms.len())
         } else {
             live[self.world.rng.random_range(0..live.len())]
@@ -634,7 +618,7 @@ impl Sim {
         }
         // Now and then a plain member tries first, and is refused.
         let plain = self.room_members(r, |m| !m.owner);
-        if self.chance(0.2)
+        if self.world.chance(0.2)
             && let Some(by) = self.pick(&plain)
         {
             match self.room_command(r, RoomCommand::Restore { by }) {
@@ -663,9 +647,9 @@ impl Sim {
     // ---- posting ----
 
     fn burst(&mut self) {
-        let target = if !self.convs.is_empty() && self.chance(0.25) {
+        let target = if !self.convs.is_empty() && self.world.chance(0.25) {
             Target::Conv(self.world.rng.random_range(0..self.convs.len()))
-        } else if self.chance(0.15) {
+        } else if self.world.chance(0.15) {
             // Someone writes to somebody new: a direct or group conversation starts.
             self.start_conversation();
             return;
@@ -715,7 +699,7 @@ impl Sim {
                 content_type: "application/pdf".into(),
                 size_bytes: self.world.rng.random_range(1_000..5_000_000),
             };
-            let text = if self.chance(0.5) { "" } else { phrase };
+            let text = if self.world.chance(0.5) { "" } else { phrase };
             let draft = MessageDraft {
                 attachments: vec![attachment],
                 ..MessageDraft::text(text)
@@ -730,7 +714,7 @@ impl Sim {
 
     fn post(&mut self, t: Target) {
         let members = self.members(t);
-        let author = if members.is_empty() || self.chance(0.07) {
+        let author = if members.is_empty() || self.world.chance(0.07) {
             self.pick(&self.users.clone())
         } else {
             self.pick(&members)
@@ -816,7 +800,7 @@ impl Sim {
     // ---- other actions ----
 
     fn action(&mut self) {
-        if !self.convs.is_empty() && self.chance(0.25) {
+        if !self.convs.is_empty() && self.world.chance(0.25) {
             let c = self.world.rng.random_range(0..self.convs.len());
             self.conversation_action(c);
             return;
@@ -884,7 +868,7 @@ impl Sim {
                 (false, _, Ok(_)) => "deletes by a moderator",
             });
         } else if roll < 0.70 {
-            let bad = self.chance(0.05);
+            let bad = self.world.chance(0.05);
             let emoji = if bad {
                 String::from(":+1:")
             } else {
@@ -972,7 +956,10 @@ impl Sim {
                 self.count(if starred { "unstars" } else { "stars" });
             }
         } else {
-            let reason = self.chance(0.5).then(|| String::from("  off topic  "));
+            let reason = self
+                .world
+                .chance(0.5)
+                .then(|| String::from("  off topic  "));
             if matches!(
                 self.act(
                     t,
@@ -1026,7 +1013,7 @@ impl Sim {
         };
         let public = self.rooms[r].instance.state.visibility() == Some(RoomVisibility::Public);
         let status = self.rooms[r].instance.state.status();
-        if self.chance(0.5) {
+        if self.world.chance(0.5) {
             match (self.room_command(r, RoomCommand::Join { user }), public) {
                 (Ok(_), true) => self.count("joins"),
                 (Err(RoomRejection::Private(_)), false) => self.count("joins refused: private"),
@@ -1148,7 +1135,7 @@ impl Sim {
         let raw = self.pick(NAMES).unwrap_or("x");
         let mods = self.room_members(r, |m| m.may_moderate());
         let plain = self.room_members(r, |m| !m.may_moderate());
-        let by_moderator = self.chance(0.8);
+        let by_moderator = self.world.chance(0.8);
         let by = if by_moderator {
             self.pick(&mods)
         } else {
@@ -1185,7 +1172,7 @@ impl Sim {
     }
 
     fn archive(&mut self, r: usize) {
-        let by_owner = self.chance(0.8);
+        let by_owner = self.world.chance(0.8);
         let candidates = self.room_members(r, |m| m.owner == by_owner);
         let Some(by) = self.pick(&candidates) else {
             return;
@@ -1195,7 +1182,7 @@ impl Sim {
             (Ok(events), true) => {
                 if !events.is_empty() {
                     self.count("archives");
-                    let later = self.uniform_secs(60.0, 300.0);
+                    let later = self.world.uniform_secs(60.0, 300.0);
                     self.agenda
                         .at(self.world.now + later, Happening::Restore { room: r });
                 } else if was != RoomStatus::Archived {
@@ -1345,7 +1332,7 @@ impl Sim {
     fn start_conversation(&mut self) {
         let n = self.users.len();
         let by = self.world.rng.random_range(0..n);
-        let group = self.chance(0.4);
+        let group = self.world.chance(0.4);
         let mut with: Vec<usize> = Vec::new();
         let size = if group {
             self.world.rng.random_range(2..5)
@@ -1438,7 +1425,7 @@ impl Sim {
         };
         let roll: f64 = self.world.rng.random_range(0.0..1.0);
         // Nobody is added to or leaves a direct conversation, though some try.
-        let fixed = !group && self.chance(0.8);
+        let fixed = !group && self.world.chance(0.8);
         if roll < 0.55 || (roll >= 0.72 && fixed) {
             self.message_action(t);
         } else if roll < 0.72 {
@@ -1580,7 +1567,7 @@ impl Sim {
             for p in room_violations(&self.rooms[r]) {
                 self.world.violation(p);
             }
-            match rebuild::<ChannelRoom>(&self.world, &self.rooms[r].stream) {
+            match self.world.rebuild::<ChannelRoom>(&self.rooms[r].stream) {
                 Ok(rebuilt) => {
                     if format!("{rebuilt:?}") != format!("{:?}", self.rooms[r].instance.state) {
                         self.world.violation(format!(
@@ -1596,7 +1583,7 @@ impl Sim {
             for p in conversation_violations(&self.convs[c]) {
                 self.world.violation(p);
             }
-            match rebuild::<Conversation>(&self.world, &self.convs[c].stream) {
+            match self.world.rebuild::<Conversation>(&self.convs[c].stream) {
                 Ok(rebuilt) => {
                     if format!("{rebuilt:?}") != format!("{:?}", self.convs[c].instance.state) {
                         self.world.violation(format!(
@@ -1631,21 +1618,11 @@ impl Sim {
         }
         self.counters
             .insert("conversations", self.convs.len() as u64);
-        let sim_secs = (self.world.now - crate::world::start_time()).num_seconds();
-        Report {
-            scenario: format!(
-                "chat-burst: {} users, {} rooms, {} minutes",
-                params.users, params.rooms, params.minutes
-            ),
-            seed,
-            events: self.world.events(),
-            commands: self.world.commands,
-            rejected: self.world.rejected,
-            counters: self.counters,
-            log_sha256: self.world.log_sha256(),
-            violations: std::mem::take(&mut self.world.violations),
-            simulated_seconds: sim_secs,
-        }
+        let scenario = format!(
+            "chat-burst: {} users, {} rooms, {} minutes",
+            params.users, params.rooms, params.minutes
+        );
+        self.world.into_report(scenario, seed, self.counters)
     }
 }
 

@@ -25,10 +25,9 @@ use events::ids::{
     CallId, ConferenceId, DepartmentId, ExtensionNumber, LegId, StreamId, TenantId, UserId,
 };
 use events::model::{ConferenceEvent, MemberLeftReason, Party};
-use futures_util::FutureExt;
 use rand::Rng;
 
-use crate::world::{Agenda, Instance, Report, World};
+use crate::world::{Agenda, Instance, Report, World, new_deadlines};
 
 /// Parameters of a conference storm.
 #[derive(Debug, Clone)]
@@ -181,40 +180,6 @@ struct Sim {
     mean_stay_secs: f64,
 }
 
-/// The deadlines in `after` that were not already armed in `before` (the agenda holds those).
-fn new_deadlines<C: PartialEq>(
-    before: &[engine::Deadline<C>],
-    after: Vec<engine::Deadline<C>>,
-) -> impl Iterator<Item = engine::Deadline<C>> {
-    after.into_iter().filter(move |d| !before.contains(d))
-}
-
-/// Rebuilds an aggregate from its stream in the world's log, each event folded at its recorded
-/// time, as an actor shell does after a restart.
-pub(crate) fn rebuild<A: Aggregate>(world: &World, stream: &StreamId) -> Result<A, String> {
-    let log = world.log();
-    let mut after = 0u64;
-    let mut history: Vec<(A::Event, DateTime<Utc>)> = Vec::new();
-    loop {
-        let page = match log.read_stream(stream, after, 4096).now_or_never() {
-            Some(Ok(page)) => page,
-            Some(Err(e)) => return Err(format!("reading {stream}: {e}")),
-            None => return Err(format!("reading {stream} did not complete at once")),
-        };
-        let Some(last) = page.last() else { break };
-        after = last.version;
-        for stored in &page {
-            let recorded = events::codec::decode(stored)
-                .map_err(|e| format!("{stream} v{}: {e}", stored.version))?;
-            let at = recorded.metadata.occurred_at;
-            let event = A::Event::try_from(recorded.event)
-                .map_err(|other| format!("{stream}: foreign event {}", other.event_type()))?;
-            history.push((event, at));
-        }
-    }
-    Ok(A::replay(history.iter().map(|(e, at)| (e, *at))))
-}
-
 /// Runs a conference storm for `seed`, calling `progress(simulated seconds done, total)` now
 /// and then.
 pub fn run_conference_storm(
@@ -242,9 +207,9 @@ pub fn run_conference_storm(
     let rate_per_sec = f64::from(per_hour) / 3600.0;
     let moderation_per_hour = params.moderation_per_hour.unwrap_or(n * 30).max(1);
     let moderation_per_sec = f64::from(moderation_per_hour) / 3600.0;
-    let first = sim.exp_delay(rate_per_sec);
+    let first = sim.world.exp_delay(rate_per_sec);
     sim.agenda.at(start + first, Happening::Arrival);
-    let m = sim.exp_delay(moderation_per_sec);
+    let m = sim.world.exp_delay(moderation_per_sec);
     sim.agenda.at(start + m, Happening::Moderate);
 
     let total = (load_ends - start).num_seconds().max(1) as u64;
@@ -267,12 +232,12 @@ pub fn run_conference_storm(
         match what {
             Happening::Arrival if load_on => {
                 sim.arrival();
-                let next = sim.exp_delay(rate_per_sec);
+                let next = sim.world.exp_delay(rate_per_sec);
                 sim.agenda.at(sim.world.now + next, Happening::Arrival);
             }
             Happening::Moderate if load_on => {
                 sim.moderate();
-                let next = sim.exp_delay(moderation_per_sec);
+                let next = sim.world.exp_delay(moderation_per_sec);
                 sim.agenda.at(sim.world.now + next, Happening::Moderate);
             }
             // The load stops: nobody new dials in and moderators stop; calls in flight go on.
@@ -295,21 +260,6 @@ pub fn run_conference_storm(
 impl Sim {
     fn count(&mut self, what: &'static str) {
         *self.counters.entry(what).or_default() += 1;
-    }
-
-    fn exp_delay(&mut self, rate_per_sec: f64) -> TimeDelta {
-        let u: f64 = self.world.rng.random_range(f64::EPSILON..1.0);
-        let secs = -u.ln() / rate_per_sec;
-        TimeDelta::microseconds((secs * 1e6) as i64)
-    }
-
-    fn uniform_secs(&mut self, lo: f64, hi: f64) -> TimeDelta {
-        let s: f64 = self.world.rng.random_range(lo..hi);
-        TimeDelta::microseconds((s * 1e6) as i64)
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.world.rng.random_bool(p.clamp(0.0, 1.0))
     }
 
     fn random_pin(&mut self) -> String {
@@ -493,7 +443,7 @@ impl Sim {
             .and_then(|o| self.users.iter().position(|(u, _)| u == o))
             .filter(|o| !self.busy.contains(o));
         let (user, is_owner) = match owner {
-            Some(o) if self.chance(0.3) => (o, true),
+            Some(o) if self.world.chance(0.3) => (o, true),
             _ => match self.free_user(Some(r)) {
                 Some(u) => (u, false),
                 None => {
@@ -502,10 +452,10 @@ impl Sim {
                 }
             },
         };
-        let admin = !is_owner && self.chance(0.1);
+        let admin = !is_owner && self.world.chance(0.1);
         let pin = match &settings.pin {
             _ if is_owner || admin => None,
-            Some(right) if self.chance(0.8) => Some(right.clone()),
+            Some(right) if self.world.chance(0.8) => Some(right.clone()),
             Some(right) => {
                 // A typo: another PIN of the same length.
                 let mut wrong = self.random_pin();
@@ -515,9 +465,9 @@ impl Sim {
                 Some(wrong)
             }
             // Some callers type digits into an open room anyway; they are ignored.
-            None => self.chance(0.1).then(|| self.random_pin()),
+            None => self.world.chance(0.1).then(|| self.random_pin()),
         };
-        let muted = self.chance(0.1);
+        let muted = self.world.chance(0.1);
         self.busy.insert(user);
         let attempt = JoinAttempt {
             room: r,
@@ -602,10 +552,10 @@ impl Sim {
             Admission::WrongPin => {
                 self.count("refused: wrong PIN");
                 let right = self.settings(r).and_then(|s| s.pin.clone());
-                if attempt.attempt < 3 && right.is_some() && self.chance(0.5) {
+                if attempt.attempt < 3 && right.is_some() && self.world.chance(0.5) {
                     // The caller tries again, this time with the right PIN.
                     self.count("PIN retries");
-                    let again = self.uniform_secs(3.0, 8.0);
+                    let again = self.world.uniform_secs(3.0, 8.0);
                     let retry = JoinAttempt {
                         pin: right,
                         attempt: attempt.attempt + 1,
@@ -619,9 +569,9 @@ impl Sim {
             }
             Admission::Locked => {
                 self.count("refused: locked");
-                if attempt.attempt < 3 && self.chance(0.3) {
+                if attempt.attempt < 3 && self.world.chance(0.3) {
                     self.count("knocks again later");
-                    let again = self.uniform_secs(20.0, 90.0);
+                    let again = self.world.uniform_secs(20.0, 90.0);
                     let retry = JoinAttempt {
                         attempt: attempt.attempt + 1,
                         ..attempt
@@ -650,16 +600,17 @@ impl Sim {
     fn schedule_member(&mut self, r: usize, leg: LegId) {
         let now = self.world.now;
         let stay = self
+            .world
             .exp_delay(1.0 / self.mean_stay_secs)
             .min(TimeDelta::hours(1));
         self.agenda
             .at(now + stay, Happening::Leave { room: r, leg });
         let stay_secs = (stay.num_milliseconds() as f64 / 1000.0).max(0.002);
-        let talk = self.uniform_secs(0.0, stay_secs);
+        let talk = self.world.uniform_secs(0.0, stay_secs);
         self.agenda.at(now + talk, Happening::Talk { room: r, leg });
-        if self.chance(0.25) {
+        if self.world.chance(0.25) {
             let muted = self.rooms[r].connected.get(&leg).is_some_and(|p| p.muted);
-            let when = self.uniform_secs(0.0, stay_secs);
+            let when = self.world.uniform_secs(0.0, stay_secs);
             self.agenda.at(
                 now + when,
                 Happening::SelfMute {
@@ -700,7 +651,7 @@ impl Sim {
                 match self.conf_command(room, ConferenceCommand::TalkingStarted { leg }) {
                     Ok(_) => {
                         self.count("talk stretches");
-                        let talk = self.uniform_secs(1.0, 25.0);
+                        let talk = self.world.uniform_secs(1.0, 25.0);
                         self.agenda
                             .at(self.world.now + talk, Happening::StopTalking { room, leg });
                     }
@@ -720,8 +671,8 @@ impl Sim {
                         self.rooms[room].id
                     ));
                 }
-                if self.chance(0.5) {
-                    let pause = self.uniform_secs(5.0, 120.0);
+                if self.world.chance(0.5) {
+                    let pause = self.world.uniform_secs(5.0, 120.0);
                     self.agenda
                         .at(self.world.now + pause, Happening::Talk { room, leg });
                 }
@@ -731,8 +682,8 @@ impl Sim {
                     return;
                 }
                 self.set_muted(room, leg, muted, None);
-                if muted && self.chance(0.6) {
-                    let later = self.uniform_secs(10.0, 120.0);
+                if muted && self.world.chance(0.6) {
+                    let later = self.world.uniform_secs(10.0, 120.0);
                     self.agenda.at(
                         self.world.now + later,
                         Happening::SelfMute {
@@ -853,7 +804,7 @@ impl Sim {
 
     fn moderate(&mut self) {
         // Room 0 gets a third of the moderation, so one room is locked now and then for sure.
-        let r = if self.chance(0.33) {
+        let r = if self.world.chance(0.33) {
             0
         } else {
             self.world.rng.random_range(0..self.rooms.len())
@@ -893,7 +844,7 @@ impl Sim {
                 self.toggle_lock(r, by);
             } else if self.toggle_lock(r, by) {
                 // Locked for a while, then opened again (unless the run ends first).
-                let open = self.uniform_secs(30.0, 240.0);
+                let open = self.world.uniform_secs(30.0, 240.0);
                 self.agenda
                     .at(self.world.now + open, Happening::Unlock { room: r });
             }
@@ -911,9 +862,9 @@ impl Sim {
             match result {
                 Ok(_) => {
                     self.count("invitations");
-                    let ring = self.uniform_secs(3.0, 20.0);
+                    let ring = self.world.uniform_secs(3.0, 20.0);
                     let later = self.world.now + ring;
-                    if self.chance(0.8) {
+                    if self.world.chance(0.8) {
                         let attempt = JoinAttempt {
                             room: r,
                             user,
@@ -1116,7 +1067,7 @@ impl Sim {
                     room.invited.len()
                 ));
             }
-            match rebuild::<Conference>(&self.world, &room.stream) {
+            match self.world.rebuild::<Conference>(&room.stream) {
                 Ok(rebuilt) => {
                     if format!("{rebuilt:?}") != format!("{:?}", room.instance.state) {
                         problems.push(format!(
@@ -1138,21 +1089,11 @@ impl Sim {
         }
         self.counters
             .insert("legs", self.rooms.iter().map(|r| r.gone.len() as u64).sum());
-        let sim_secs = (self.world.now - crate::world::start_time()).num_seconds();
-        Report {
-            scenario: format!(
-                "conference-storm: {} rooms, {} minutes",
-                params.rooms, params.minutes
-            ),
-            seed,
-            events: self.world.events(),
-            commands: self.world.commands,
-            rejected: self.world.rejected,
-            counters: self.counters,
-            log_sha256: self.world.log_sha256(),
-            violations: std::mem::take(&mut self.world.violations),
-            simulated_seconds: sim_secs,
-        }
+        let scenario = format!(
+            "conference-storm: {} rooms, {} minutes",
+            params.rooms, params.minutes
+        );
+        self.world.into_report(scenario, seed, self.counters)
     }
 }
 

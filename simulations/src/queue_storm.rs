@@ -44,7 +44,7 @@ use events::model::{
 };
 use rand::Rng;
 
-use crate::world::{Agenda, Instance, Report, World};
+use crate::world::{Agenda, Instance, Report, World, new_deadlines, secs};
 
 /// Parameters of a queue storm.
 #[derive(Debug, Clone)]
@@ -320,11 +320,6 @@ struct Sim {
     depth: u32,
 }
 
-/// The deadlines in `after` that were not already armed in `before` (the agenda holds those).
-fn fresh<C: PartialEq>(before: &[Deadline<C>], after: Vec<Deadline<C>>) -> Vec<Deadline<C>> {
-    after.into_iter().filter(|d| !before.contains(d)).collect()
-}
-
 fn reason_name(reason: QueueLeaveReason) -> &'static str {
     match reason {
         QueueLeaveReason::Answered => "answered",
@@ -334,10 +329,6 @@ fn reason_name(reason: QueueLeaveReason) -> &'static str {
         QueueLeaveReason::Empty => "empty",
         QueueLeaveReason::Key => "key",
     }
-}
-
-fn secs(s: f64) -> TimeDelta {
-    TimeDelta::microseconds((s * 1e6) as i64)
 }
 
 /// Runs a queue storm for `seed`, calling `progress(simulated seconds done, total)` now and then.
@@ -374,7 +365,7 @@ pub fn run_queue_storm(
         (Happening::PrivateCall, rates.private_call),
         (Happening::Reboot, rates.reboot),
     ] {
-        let first = sim.exp_delay(rate);
+        let first = sim.world.exp_delay(rate);
         sim.agenda.at(start + first, what);
     }
 
@@ -453,18 +444,8 @@ impl Sim {
         *self.counters.entry(what).or_default() += 1;
     }
 
-    fn exp_delay(&mut self, rate_per_sec: f64) -> TimeDelta {
-        let u: f64 = self.world.rng.random_range(f64::EPSILON..1.0);
-        secs(-u.ln() / rate_per_sec.max(1e-9))
-    }
-
     fn uniform(&mut self, lo: f64, hi: f64) -> TimeDelta {
-        let s: f64 = self.world.rng.random_range(lo..hi.max(lo + 0.001));
-        secs(s)
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.world.rng.random_bool(p.clamp(0.0, 1.0))
+        self.world.uniform_secs(lo, hi.max(lo + 0.001))
     }
 
     fn pick(&mut self, n: usize) -> Option<usize> {
@@ -488,7 +469,7 @@ impl Sim {
         let mut instance = std::mem::take(&mut self.desks[q].instance);
         let before = instance.state.deadlines();
         let result = self.world.execute(&stream, &mut instance, &command);
-        for d in fresh(&before, instance.state.deadlines()) {
+        for d in new_deadlines(&before, instance.state.deadlines()) {
             self.agenda.at(
                 d.at,
                 Happening::QueueDeadline {
@@ -518,7 +499,7 @@ impl Sim {
         let mut instance = self.calls.remove(&call).unwrap_or_default();
         let before = instance.state.deadlines();
         let result = self.world.execute(&stream, &mut instance, &command);
-        for d in fresh(&before, instance.state.deadlines()) {
+        for d in new_deadlines(&before, instance.state.deadlines()) {
             self.agenda.at(
                 d.at,
                 Happening::CallDeadline {
@@ -555,7 +536,7 @@ impl Sim {
         let line_before = instance.state.line_state();
         let before = instance.state.deadlines();
         let result = self.world.execute(&stream, &mut instance, &command);
-        for d in fresh(&before, instance.state.deadlines()) {
+        for d in new_deadlines(&before, instance.state.deadlines()) {
             self.agenda.at(
                 d.at,
                 Happening::ExtensionDeadline {
@@ -949,7 +930,7 @@ impl Sim {
             }
             E::AgentWrapUpStarted { agent, until, .. } => {
                 let left = (*until - self.world.now).num_milliseconds() as f64 / 1000.0;
-                if left > 2.0 && self.chance(0.3) {
+                if left > 2.0 && self.world.chance(0.3) {
                     let early = self.uniform(1.0, left * 0.8);
                     self.after(
                         early,
@@ -1385,7 +1366,7 @@ impl Sim {
                 // Thinning: drawn at the peak rate, kept at the rate of the moment.
                 let minute = (self.world.now - crate::world::start_time()).num_minutes() % 12;
                 let storm = (4..8).contains(&minute);
-                if storm || self.chance(0.25) {
+                if storm || self.world.chance(0.25) {
                     self.arrival();
                 }
                 rates.peak_arrivals
@@ -1421,7 +1402,7 @@ impl Sim {
             }
             _ => return,
         };
-        let next = self.exp_delay(rate);
+        let next = self.world.exp_delay(rate);
         self.after(next, what);
     }
 
@@ -1504,10 +1485,10 @@ impl Sim {
             -self.world.rng.random_range(f64::EPSILON..1.0f64).ln() * self.mean_patience_secs;
         let patience = patience.clamp(3.0, MAX_PATIENCE_SECS);
         self.after(secs(patience), Happening::Abandon { call });
-        if self.chance(0.15) {
+        if self.world.chance(0.15) {
             let exit_key = self.desks[q].exit_key;
             let key = match exit_key {
-                Some(k) if self.chance(0.7) => k,
+                Some(k) if self.world.chance(0.7) => k,
                 _ => '5',
             };
             let when = self.uniform(2.0, patience);
@@ -1591,9 +1572,9 @@ impl Sim {
                 if self.leg_is_ringing(call, leg)
                     && self.call_command(call, CallCommand::Answer { leg })
                 {
-                    let talk = self.exp_delay(2.0 / self.mean_talk_secs);
+                    let talk = self.world.exp_delay(2.0 / self.mean_talk_secs);
                     let ender = match self.caller_leg(call) {
-                        Some(c) if self.chance(0.5) => c,
+                        Some(c) if self.world.chance(0.5) => c,
                         _ => leg,
                     };
                     self.after(talk, Happening::HangUp { call, leg: ender });
@@ -1685,9 +1666,9 @@ impl Sim {
             self.call_command(call, CallCommand::HangUp { leg, cause: None });
             return;
         }
-        let talk = self.exp_delay(1.0 / self.mean_talk_secs);
+        let talk = self.world.exp_delay(1.0 / self.mean_talk_secs);
         let talk = talk.clamp(TimeDelta::seconds(5), TimeDelta::minutes(30));
-        if self.chance(0.08) {
+        if self.world.chance(0.08) {
             self.after(
                 talk / 2,
                 Happening::Transfer {
@@ -1698,7 +1679,7 @@ impl Sim {
             );
         } else {
             let ender = match self.qcalls.get(&call).map(|qc| qc.caller_leg) {
-                Some(c) if self.chance(0.5) => c,
+                Some(c) if self.world.chance(0.5) => c,
                 _ => leg,
             };
             self.after(talk, Happening::HangUp { call, leg: ender });
@@ -2357,30 +2338,20 @@ impl Sim {
         self.counters.insert("calls", self.calls.len() as u64);
         let peak = self.desks.iter().map(|d| d.peak_waiting).max().unwrap_or(0);
         self.counters.insert("peak callers waiting", peak);
-        let sim_secs = (self.world.now - crate::world::start_time()).num_seconds();
         let strategies: Vec<String> = self
             .desks
             .iter()
             .filter_map(|d| d.instance.state.settings())
             .map(|s| format!("{:?}", s.strategy))
             .collect();
-        Report {
-            scenario: format!(
-                "queue-storm: {} agents, {} queues ({}), {} minutes",
-                self.seats.len(),
-                self.desks.len(),
-                strategies.join(", "),
-                params.minutes
-            ),
-            seed,
-            events: self.world.events(),
-            commands: self.world.commands,
-            rejected: self.world.rejected,
-            counters: self.counters,
-            log_sha256: self.world.log_sha256(),
-            violations: std::mem::take(&mut self.world.violations),
-            simulated_seconds: sim_secs,
-        }
+        let scenario = format!(
+            "queue-storm: {} agents, {} queues ({}), {} minutes",
+            self.seats.len(),
+            self.desks.len(),
+            strategies.join(", "),
+            params.minutes
+        );
+        self.world.into_report(scenario, seed, self.counters)
     }
 }
 

@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::io::Write;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use engine::{Aggregate, stamp};
 use events::log::memory::MemoryLog;
 use events::{EventLog, ExpectedVersion, IdGen, SeededIds, StreamId, TenantId};
 use futures_util::FutureExt;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
@@ -41,6 +41,19 @@ pub fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0)
         .single()
         .unwrap_or_default()
+}
+
+/// A time span of `s` seconds, to the microsecond.
+pub fn secs(s: f64) -> TimeDelta {
+    TimeDelta::microseconds((s * 1e6) as i64)
+}
+
+/// The deadlines in `after` that were not already armed in `before` (the agenda holds those).
+pub fn new_deadlines<C: PartialEq>(
+    before: &[engine::Deadline<C>],
+    after: Vec<engine::Deadline<C>>,
+) -> impl Iterator<Item = engine::Deadline<C>> {
+    after.into_iter().filter(move |d| !before.contains(d))
 }
 
 /// One aggregate instance in the world: its state and stream version.
@@ -98,6 +111,23 @@ impl World {
         self.violations.push(format!("{at}: {what}"));
     }
 
+    /// An exponentially distributed delay until the next of a stream of happenings arriving at
+    /// `rate_per_sec`.
+    pub fn exp_delay(&mut self, rate_per_sec: f64) -> TimeDelta {
+        let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
+        secs(-u.ln() / rate_per_sec.max(1e-9))
+    }
+
+    /// A delay drawn uniformly from `lo..hi` seconds.
+    pub fn uniform_secs(&mut self, lo: f64, hi: f64) -> TimeDelta {
+        secs(self.rng.random_range(lo..hi))
+    }
+
+    /// True with probability `p` (clamped to 0..=1).
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.rng.random_bool(p.clamp(0.0, 1.0))
+    }
+
     /// Runs one command against one aggregate: decide at `now`, append durably with the exact
     /// expected version, evolve with the recorded time. A rejection changes nothing.
     pub fn execute<A: Aggregate>(
@@ -143,6 +173,32 @@ impl World {
         Ok(produced)
     }
 
+    /// Rebuilds an aggregate from its stream in the world's log, each event folded at its recorded
+    /// time, as an actor shell does after a restart.
+    pub fn rebuild<A: Aggregate>(&self, stream: &StreamId) -> Result<A, String> {
+        let log = self.log();
+        let mut after = 0u64;
+        let mut history: Vec<(A::Event, DateTime<Utc>)> = Vec::new();
+        loop {
+            let page = match log.read_stream(stream, after, 4096).now_or_never() {
+                Some(Ok(page)) => page,
+                Some(Err(e)) => return Err(format!("reading {stream}: {e}")),
+                None => return Err(format!("reading {stream} did not complete at once")),
+            };
+            let Some(last) = page.last() else { break };
+            after = last.version;
+            for stored in &page {
+                let recorded = events::codec::decode(stored)
+                    .map_err(|e| format!("{stream} v{}: {e}", stored.version))?;
+                let at = recorded.metadata.occurred_at;
+                let event = A::Event::try_from(recorded.event)
+                    .map_err(|other| format!("{stream}: foreign event {}", other.event_type()))?;
+                history.push((event, at));
+            }
+        }
+        Ok(A::replay(history.iter().map(|(e, at)| (e, *at))))
+    }
+
     /// SHA-256 of the whole log in the portable export format.
     pub fn log_sha256(&self) -> String {
         struct HashWriter(Sha256);
@@ -160,6 +216,26 @@ impl World {
             return String::from("unhashable");
         }
         hex(&out.0.finalize())
+    }
+
+    /// The report of a finished run: the world's tallies, the scenario's counters, the log hash.
+    pub fn into_report(
+        self,
+        scenario: String,
+        seed: u64,
+        counters: BTreeMap<&'static str, u64>,
+    ) -> Report {
+        Report {
+            scenario,
+            seed,
+            events: self.events,
+            commands: self.commands,
+            rejected: self.rejected,
+            counters,
+            log_sha256: self.log_sha256(),
+            simulated_seconds: (self.now - start_time()).num_seconds(),
+            violations: self.violations,
+        }
     }
 }
 

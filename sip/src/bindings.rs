@@ -8,20 +8,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use engine::Aggregate;
 use engine::extension::{Contact, Extension};
-use events::model::ExtensionEvent;
-use events::{EventLog, LogError, StreamId, codec};
+use events::{EventLog, LogError, StreamId};
 
-/// Events read per page while catching up.
-const PAGE: usize = 256;
+use crate::folded::Folded;
 
 /// One extension as the log holds it.
-#[derive(Debug, Clone)]
-pub(crate) struct Snapshot {
-    pub(crate) version: u64,
-    pub(crate) state: Extension,
-}
+pub(crate) type Snapshot = Folded<Extension>;
 
 impl Snapshot {
     /// Bindings with their remaining whole seconds at `now` (expired ones left out).
@@ -57,44 +50,10 @@ impl Bindings {
     pub(crate) async fn current(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
         let entry = {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache
-                .entry(stream.clone())
-                .or_insert_with(|| {
-                    Arc::new(tokio::sync::Mutex::new(Snapshot {
-                        version: 0,
-                        state: Extension::default(),
-                    }))
-                })
-                .clone()
+            cache.entry(stream.clone()).or_default().clone()
         };
         let mut snapshot = entry.lock().await;
-        loop {
-            let page = self.log.read_stream(stream, snapshot.version, PAGE).await?;
-            let full = page.len() == PAGE;
-            for stored in &page {
-                let recorded = codec::decode(stored).map_err(|e| LogError::Corrupt {
-                    target: stream.to_string(),
-                    detail: e.to_string(),
-                })?;
-                let recorded =
-                    recorded
-                        .narrow::<ExtensionEvent>()
-                        .map_err(|other| LogError::Corrupt {
-                            target: stream.to_string(),
-                            detail: format!(
-                                "{} at version {} is not an extension event",
-                                other.event.event_type(),
-                                other.version
-                            ),
-                        })?;
-                snapshot
-                    .state
-                    .evolve(&recorded.event, recorded.metadata.occurred_at);
-                snapshot.version = recorded.version;
-            }
-            if !full {
-                return Ok(snapshot.clone());
-            }
-        }
+        snapshot.catch_up(&*self.log, stream).await?;
+        Ok(snapshot.clone())
     }
 }

@@ -48,6 +48,24 @@ async fn the_call(h: &Harness, mark: GlobalPosition) -> (StreamId, Vec<(StreamId
     (calls[0].clone(), events)
 }
 
+/// `1002` (on `caller_port`) calls `1003`, whose phone is registered now on a port of its own:
+/// the phone plays `uas`, the caller `uac`; the one call they made, once both have finished.
+async fn call_1003(
+    h: &Harness,
+    caller_port: u16,
+    uas: &str,
+    uac: &str,
+) -> (StreamId, Vec<(StreamId, Event)>) {
+    let callee_port = free_port();
+    h.register_phone("1003", callee_port).await;
+    let mark = h.head().await;
+    let callee = sipp_uas(uas, callee_port).await;
+    let caller = sipp_uac(h.udp(), uac, caller_port, "1002", "1003");
+    finished(caller).await;
+    finished(callee).await;
+    the_call(h, mark).await
+}
+
 fn call_events(events: &[(StreamId, Event)], stream: &StreamId) -> Vec<CallEvent> {
     events
         .iter()
@@ -73,28 +91,11 @@ const ANSWERED_CALL: [&str; 9] = [
 
 #[actix::test]
 async fn a_call_answered_and_hung_up_by_the_caller() {
-    let (h, caller_port, mark) = edge(config()).await;
-    let callee_port = free_port();
-    h.register_phone("1003", callee_port).await;
-    let mark = mark.max(h.head().await);
-    let callee = sipp_uas("uas-answer.xml", callee_port).await;
-    let caller = sipp_uac(h.udp(), "call-uac.xml", caller_port, "1002", "1003");
-    finished(caller).await;
-    finished(callee).await;
-
-    let (call, events) = the_call(&h, mark).await;
+    let (h, caller_port, _) = edge(config()).await;
+    let (call, events) = call_1003(&h, caller_port, "uas-answer.xml", "call-uac.xml").await;
     assert_eq!(types_of(&events, &call), ANSWERED_CALL);
-    let ended: Vec<(HangupCause, Option<u16>)> = call_events(&events, &call)
-        .iter()
-        .filter_map(|e| match e {
-            CallEvent::LegEnded {
-                cause, sip_status, ..
-            } => Some((*cause, *sip_status)),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        ended,
+        leg_ends(&events, &call),
         vec![
             (HangupCause::NormalClearing, None),
             (HangupCause::NormalClearing, None)
@@ -156,21 +157,13 @@ fn number(n: &str) -> PhoneNumber {
 #[actix::test]
 async fn a_call_answered_and_hung_up_by_the_callee() {
     let (h, caller_port, _) = edge(config()).await;
-    let callee_port = free_port();
-    h.register_phone("1003", callee_port).await;
-    let mark = h.head().await;
-    let callee = sipp_uas("uas-answer-bye.xml", callee_port).await;
-    let caller = sipp_uac(
-        h.udp(),
-        "call-uac-wait-bye.xml",
+    let (call, events) = call_1003(
+        &h,
         caller_port,
-        "1002",
-        "1003",
-    );
-    finished(callee).await;
-    finished(caller).await;
-
-    let (call, events) = the_call(&h, mark).await;
+        "uas-answer-bye.xml",
+        "call-uac-wait-bye.xml",
+    )
+    .await;
     assert_eq!(types_of(&events, &call), ANSWERED_CALL);
     assert_eq!(
         legs(&events, &call),
@@ -270,15 +263,7 @@ async fn a_callee_in_dnd_is_busy_and_never_rung() {
 #[actix::test]
 async fn a_phone_refusing_the_call_ends_it_with_its_status_and_cause() {
     let (h, caller_port, _) = edge(config()).await;
-    let callee_port = free_port();
-    h.register_phone("1003", callee_port).await;
-    let mark = h.head().await;
-    let callee = sipp_uas("uas-busy.xml", callee_port).await;
-    let caller = sipp_uac(h.udp(), "call-uac-486.xml", caller_port, "1002", "1003");
-    finished(caller).await;
-    finished(callee).await;
-
-    let (call, events) = the_call(&h, mark).await;
+    let (call, events) = call_1003(&h, caller_port, "uas-busy.xml", "call-uac-486.xml").await;
     assert_eq!(
         types_of(&events, &call),
         [
@@ -374,15 +359,8 @@ async fn a_call_nobody_answers_rings_out_with_480() {
     let mut c = config();
     c.calls.max_ring = Duration::from_millis(1_500);
     let (h, caller_port, _) = edge(c).await;
-    let callee_port = free_port();
-    h.register_phone("1003", callee_port).await;
-    let mark = h.head().await;
-    let callee = sipp_uas("uas-ring-cancel.xml", callee_port).await;
-    let caller = sipp_uac(h.udp(), "call-uac-480.xml", caller_port, "1002", "1003");
-    finished(caller).await;
-    finished(callee).await;
-
-    let (call, events) = the_call(&h, mark).await;
+    let (call, events) =
+        call_1003(&h, caller_port, "uas-ring-cancel.xml", "call-uac-480.xml").await;
     assert_eq!(
         types_of(&events, &call),
         [
@@ -416,15 +394,13 @@ async fn a_call_nobody_answers_rings_out_with_480() {
 #[actix::test]
 async fn the_caller_cancels_while_it_rings() {
     let (h, caller_port, _) = edge(config()).await;
-    let callee_port = free_port();
-    h.register_phone("1003", callee_port).await;
-    let mark = h.head().await;
-    let callee = sipp_uas("uas-ring-cancel.xml", callee_port).await;
-    let caller = sipp_uac(h.udp(), "call-uac-cancel.xml", caller_port, "1002", "1003");
-    finished(caller).await;
-    finished(callee).await;
-
-    let (call, events) = the_call(&h, mark).await;
+    let (call, events) = call_1003(
+        &h,
+        caller_port,
+        "uas-ring-cancel.xml",
+        "call-uac-cancel.xml",
+    )
+    .await;
     assert_eq!(
         types_of(&events, &call),
         [
@@ -454,15 +430,8 @@ async fn the_caller_cancels_while_it_rings() {
 #[actix::test]
 async fn hold_and_resume_by_re_invite_are_relayed_and_recorded() {
     let (h, caller_port, _) = edge(config()).await;
-    let callee_port = free_port();
-    h.register_phone("1003", callee_port).await;
-    let mark = h.head().await;
-    let callee = sipp_uas("uas-answer-hold.xml", callee_port).await;
-    let caller = sipp_uac(h.udp(), "call-uac-hold.xml", caller_port, "1002", "1003");
-    finished(caller).await;
-    finished(callee).await;
-
-    let (call, events) = the_call(&h, mark).await;
+    let (call, events) =
+        call_1003(&h, caller_port, "uas-answer-hold.xml", "call-uac-hold.xml").await;
     assert_eq!(
         types_of(&events, &call),
         [

@@ -53,6 +53,29 @@ fn line(ext: &str, state: LineState, device_state: DeviceState) -> ExtensionEven
     }
 }
 
+/// What registering `ext` for the first time over UDP from `port` writes: the binding, then
+/// the line going idle.
+fn came_online(
+    ext: &str,
+    contact: DeviceContactId,
+    port: u16,
+) -> Vec<(events::StreamId, ExtensionEvent)> {
+    let stream = ext_stream(ext);
+    vec![
+        (
+            stream.clone(),
+            registered(
+                ext,
+                contact,
+                Transport::Udp,
+                port,
+                &format!("127.0.0.1:{port}"),
+            ),
+        ),
+        (stream, line(ext, LineState::Idle, DeviceState::NotInUse)),
+    ]
+}
+
 /// The contact id the edge chose for the first registration it wrote.
 fn first_contact(written: &[(events::StreamId, ExtensionEvent)]) -> DeviceContactId {
     written
@@ -81,23 +104,7 @@ async fn sipp_registers_with_digest_over_udp_and_the_log_holds_exactly_the_bindi
     assert!(ok, "{out}");
     let written = h.written().await;
     let contact = first_contact(&written);
-    let stream = ext_stream("1001");
-    assert_eq!(
-        written,
-        vec![
-            (
-                stream.clone(),
-                registered(
-                    "1001",
-                    contact,
-                    Transport::Udp,
-                    port,
-                    &format!("127.0.0.1:{port}")
-                )
-            ),
-            (stream, line("1001", LineState::Idle, DeviceState::NotInUse)),
-        ]
-    );
+    assert_eq!(written, came_online("1001", contact, port));
     let stats = h.edge.stats();
     assert_eq!(stats.auth(AuthOutcome::Challenged), 1);
     assert_eq!(stats.auth(AuthOutcome::Accepted), 1);
@@ -187,23 +194,7 @@ async fn a_refresh_that_changes_nothing_writes_no_event() {
     assert!(ok, "{out}");
     let written = h.written().await;
     let contact = first_contact(&written);
-    let stream = ext_stream("1003");
-    assert_eq!(
-        written,
-        vec![
-            (
-                stream.clone(),
-                registered(
-                    "1003",
-                    contact,
-                    Transport::Udp,
-                    port,
-                    &format!("127.0.0.1:{port}")
-                )
-            ),
-            (stream, line("1003", LineState::Idle, DeviceState::NotInUse)),
-        ]
-    );
+    assert_eq!(written, came_online("1003", contact, port));
     assert_eq!(h.edge.stats().auth(AuthOutcome::Accepted), 2);
 }
 
@@ -223,37 +214,22 @@ async fn unregistering_every_binding_takes_the_line_offline() {
     let written = h.written().await;
     let contact = first_contact(&written);
     let stream = ext_stream("1004");
-    assert_eq!(
-        written,
-        vec![
-            (
-                stream.clone(),
-                registered(
-                    "1004",
-                    contact,
-                    Transport::Udp,
-                    port,
-                    &format!("127.0.0.1:{port}")
-                )
-            ),
-            (
-                stream.clone(),
-                line("1004", LineState::Idle, DeviceState::NotInUse)
-            ),
-            (
-                stream.clone(),
-                ExtensionEvent::DeviceUnregistered {
-                    extension: number("1004"),
-                    contact,
-                    reason: UnregisterReason::Requested,
-                }
-            ),
-            (
-                stream,
-                line("1004", LineState::Offline, DeviceState::Unavailable)
-            ),
-        ]
-    );
+    let mut expected = came_online("1004", contact, port);
+    expected.extend([
+        (
+            stream.clone(),
+            ExtensionEvent::DeviceUnregistered {
+                extension: number("1004"),
+                contact,
+                reason: UnregisterReason::Requested,
+            },
+        ),
+        (
+            stream,
+            line("1004", LineState::Offline, DeviceState::Unavailable),
+        ),
+    ]);
+    assert_eq!(written, expected);
 }
 
 #[actix::test]

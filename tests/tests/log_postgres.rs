@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use events::log::postgres::PostgresLog;
 use events::{
-    EventId, EventLog, ExpectedVersion, GlobalPosition, LogError, StoreOptions, StoreUrl, subscribe,
+    AppendOutcome, EventId, EventLog, EventRecord, ExpectedVersion, GlobalPosition, LogError,
+    StoreOptions, StoreUrl, StoredEvent, StreamId, subscribe,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -92,18 +93,7 @@ async fn out_of_order_commits_are_never_skipped() {
     }
     assert!(holds > 0, "the seeds must produce some held transactions");
 
-    let seen: Vec<_> = tail
-        .await
-        .expect("subscriber")
-        .into_iter()
-        .map(|e| (e.position, e.record.event_id))
-        .collect();
-    assert_eq!(seen.len() as u64, TOTAL);
-    let mut delivered = HashSet::with_capacity(TOTAL as usize);
-    for (i, (position, id)) in seen.iter().enumerate() {
-        assert_eq!(position.0, i as u64 + 1, "positions are consecutive from 1");
-        assert!(delivered.insert(*id), "event {id} delivered twice");
-    }
+    let delivered = delivered_once_in_order(tail, TOTAL).await;
     assert_eq!(
         delivered, appended,
         "the subscriber saw exactly what was acknowledged"
@@ -112,6 +102,48 @@ async fn out_of_order_commits_are_never_skipped() {
     let elapsed = started.elapsed();
     eprintln!("out-of-order test: {TOTAL} events, {holds} held transactions, {elapsed:?}");
     assert!(elapsed < Duration::from_secs(90), "took {elapsed:?}");
+}
+
+/// Waits for the subscriber `tail` started and checks it saw `total` events at consecutive
+/// positions from 1, each once; returns their ids.
+async fn delivered_once_in_order(
+    tail: tokio::task::JoinHandle<Vec<StoredEvent>>,
+    total: u64,
+) -> HashSet<EventId> {
+    let seen = tail.await.expect("subscriber");
+    assert_eq!(seen.len() as u64, total);
+    let mut delivered = HashSet::with_capacity(seen.len());
+    for (i, e) in seen.iter().enumerate() {
+        let id = e.record.event_id;
+        assert_eq!(
+            e.position.0,
+            i as u64 + 1,
+            "positions are consecutive from 1"
+        );
+        assert!(delivered.insert(id), "event {id} delivered twice");
+    }
+    delivered
+}
+
+/// Appends `batch`, retrying transient failures (a cut connection) with the same events, which
+/// the log takes idempotently; the outcome and how many retries it took.
+async fn append_retrying(
+    log: &PostgresLog,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    batch: &[EventRecord],
+) -> (AppendOutcome, u32) {
+    let mut retries = 0;
+    loop {
+        match log.append(stream, expected, batch.to_vec()).await {
+            Ok(out) => return (out, retries),
+            Err(e) if e.is_transient() => {
+                retries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("append failed: {e}"),
+        }
+    }
 }
 
 fn unused_port() -> u16 {
@@ -269,19 +301,9 @@ async fn a_subscription_survives_dropped_connections() {
             while version < PER_WRITER {
                 let count = rng.random_range(1..=10u64).min(PER_WRITER - version);
                 let batch = records(w * 1_000_000 + version, count);
-                let out = loop {
-                    match log
-                        .append(&s, ExpectedVersion::Exact(version), batch.clone())
-                        .await
-                    {
-                        Ok(out) => break out,
-                        Err(e) if e.is_transient() => {
-                            retries += 1;
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        Err(e) => panic!("append failed: {e}"),
-                    }
-                };
+                let (out, r) =
+                    append_retrying(&log, &s, ExpectedVersion::Exact(version), &batch).await;
+                retries += r;
                 assert_eq!(out.next_expected, version + count);
                 ids.extend(batch.iter().map(|e| e.event_id));
                 version = out.next_expected;
@@ -306,17 +328,7 @@ async fn a_subscription_survives_dropped_connections() {
         retries += r;
         appended.extend(ids);
     }
-    let seen: Vec<_> = tail
-        .await
-        .expect("subscriber")
-        .into_iter()
-        .map(|e| (e.position, e.record.event_id))
-        .collect();
-    let mut delivered = HashSet::new();
-    for (i, (position, id)) in seen.iter().enumerate() {
-        assert_eq!(position.0, i as u64 + 1, "consecutive positions");
-        assert!(delivered.insert(*id), "duplicate delivery");
-    }
+    let delivered = delivered_once_in_order(tail, TOTAL).await;
     assert_eq!(delivered, appended);
     eprintln!("dropped-connection test: {cuts} connections cut, {retries} append retries");
 
@@ -327,16 +339,7 @@ async fn a_subscription_survives_dropped_connections() {
     let extra = record(42);
     let extra_id = extra.event_id;
     let s = stream("drop-after");
-    loop {
-        match writer_log
-            .append(&s, ExpectedVersion::NoStream, vec![extra.clone()])
-            .await
-        {
-            Ok(_) => break,
-            Err(e) if e.is_transient() => tokio::time::sleep(Duration::from_millis(20)).await,
-            Err(e) => panic!("append after cut: {e}"),
-        }
-    }
+    append_retrying(&writer_log, &s, ExpectedVersion::NoStream, &[extra]).await;
     let next = tokio::time::timeout(Duration::from_secs(10), sub.next())
         .await
         .expect("woken by NOTIFY after the listener reconnected")

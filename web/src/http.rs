@@ -18,13 +18,11 @@ use futures_util::future::BoxFuture;
 use projections::{CdrStore, LiveProjections, PanelHandle};
 use serde::Serialize;
 
-#[path = "panel/mod.rs"]
-pub(crate) mod panel;
-
-use panel::hub::{Hub, HubConfig};
-use panel::session::{OsSecrets, Sessions};
-use panel::watchlist::WatchLists;
-use panel::{ClickToCall, PanelState};
+use crate::panel;
+use crate::panel::hub::{Hub, HubConfig};
+use crate::panel::session::{OsSecrets, Sessions};
+use crate::panel::watchlist::WatchLists;
+use crate::panel::{ClickToCall, PanelState};
 
 #[derive(Debug, Serialize)]
 struct Health {

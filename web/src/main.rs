@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 mod bench;
 mod http;
+mod panel;
 mod replay;
 mod simulate;
 mod transfer;
@@ -128,6 +129,23 @@ fn run() -> anyhow::Result<()> {
     }
 }
 
+/// A progress bar on standard error drawn with `template`, over `length` steps (a spinner when
+/// the length is unknown); hidden when standard error is not a terminal.
+pub(crate) fn progress_bar(length: Option<u64>, template: &str) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressStyle};
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = match length {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 async fn open_store(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn events::EventLog>> {
     let url = cli.store_url()?;
     events::open(&url, &cli.store_options())
@@ -139,7 +157,6 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     let http = args.http;
     use engine::directory::{config, demo};
     use engine::runtime::{Engine, EngineConfig};
-    use events::model::UserRole;
 
     // The directory first: a mistake in the file stops the start before the store is touched.
     // Its error already names the file, line, column and key.
@@ -175,50 +192,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         println!("             not applied: {note}");
     }
     if on_demo {
-        eprintln!("warning: {}", demo::DEMO_WARNING);
-        for tenant in engine.tenants() {
-            let Some(d) = engine.directory(&tenant) else {
-                continue;
-            };
-            let domain = d.tenant().map(|t| t.sip_domain.clone()).unwrap_or_default();
-            let mut lines: Vec<String> = d
-                .users()
-                .iter()
-                .filter(|(id, u)| {
-                    u.role == UserRole::User
-                        && engine.verify_web_password(&tenant, id, &format!("demo-{}", u.extension))
-                })
-                .map(|(_, u)| u.extension.to_string())
-                .collect();
-            lines.sort();
-            let panel: Vec<String> = d
-                .users()
-                .iter()
-                .filter(|(id, _)| d.can_use_panel(id))
-                .map(|(id, u)| format!("{id} ({})", u.display_name))
-                .collect();
-            let admins: Vec<String> = d
-                .users()
-                .iter()
-                .filter(|(id, u)| {
-                    u.role != UserRole::User
-                        && engine.verify_web_password(&tenant, id, &format!("demo-{id}"))
-                })
-                .map(|(id, _)| format!("{id} / demo-{id}"))
-                .collect();
-            println!("  demo logins of tenant {tenant} (public, for trying it out only):");
-            println!(
-                "    users      {}–{}: web password demo-<ext>; panel: {}",
-                lines.first().map_or("", String::as_str),
-                lines.last().map_or("", String::as_str),
-                panel.join(", ")
-            );
-            println!("    SIP        username <ext>, password sip-<ext>, domain {domain}");
-            println!(
-                "    admin      {} (directory administration)",
-                admins.join(", ")
-            );
-        }
+        print_demo_logins(&engine);
     }
     // Phones reach the engine through the SIP edge; it is up before the panel is.
     let sip_config = sip::SipConfig {
@@ -244,4 +218,55 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     engine.shutdown().await;
     tokio::task::spawn_blocking(move || engine_thread.stop()).await?;
     served
+}
+
+/// Warns that the built-in demo directory runs and prints its public logins, tenant by tenant.
+fn print_demo_logins(engine: &engine::runtime::Engine) {
+    use engine::directory::demo;
+    use events::model::UserRole;
+
+    eprintln!("warning: {}", demo::DEMO_WARNING);
+    for tenant in engine.tenants() {
+        let Some(d) = engine.directory(&tenant) else {
+            continue;
+        };
+        let domain = d.tenant().map(|t| t.sip_domain.clone()).unwrap_or_default();
+        let mut lines: Vec<String> = d
+            .users()
+            .iter()
+            .filter(|(id, u)| {
+                u.role == UserRole::User
+                    && engine.verify_web_password(&tenant, id, &format!("demo-{}", u.extension))
+            })
+            .map(|(_, u)| u.extension.to_string())
+            .collect();
+        lines.sort();
+        let panel: Vec<String> = d
+            .users()
+            .iter()
+            .filter(|(id, _)| d.can_use_panel(id))
+            .map(|(id, u)| format!("{id} ({})", u.display_name))
+            .collect();
+        let admins: Vec<String> = d
+            .users()
+            .iter()
+            .filter(|(id, u)| {
+                u.role != UserRole::User
+                    && engine.verify_web_password(&tenant, id, &format!("demo-{id}"))
+            })
+            .map(|(id, _)| format!("{id} / demo-{id}"))
+            .collect();
+        println!("  demo logins of tenant {tenant} (public, for trying it out only):");
+        println!(
+            "    users      {}–{}: web password demo-<ext>; panel: {}",
+            lines.first().map_or("", String::as_str),
+            lines.last().map_or("", String::as_str),
+            panel.join(", ")
+        );
+        println!("    SIP        username <ext>, password sip-<ext>, domain {domain}");
+        println!(
+            "    admin      {} (directory administration)",
+            admins.join(", ")
+        );
+    }
 }

@@ -7,7 +7,7 @@
 //! makes the command fail. A progress bar shows the bytes read on a terminal.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use engine::replay::{Folded, Replay, overdue, pending_deadlines};
 use events::export::Reader;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ReplayArgs {
@@ -30,23 +30,13 @@ pub(crate) struct ReplayArgs {
 const OVERDUE_SHOWN: usize = 5;
 
 fn progress(total: Option<u64>) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let (bar, template) = match total {
-        Some(n) => (
-            ProgressBar::new(n),
-            "replaying {bar:40} {bytes}/{total_bytes} ({msg}, eta {eta})",
-        ),
-        None => (
-            ProgressBar::new_spinner(),
-            "replaying {spinner} {bytes} ({msg})",
-        ),
-    };
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
-    }
-    bar
+    crate::progress_bar(
+        total,
+        match total {
+            Some(_) => "replaying {bar:40} {bytes}/{total_bytes} ({msg}, eta {eta})",
+            None => "replaying {spinner} {bytes} ({msg})",
+        },
+    )
 }
 
 pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<()> {

@@ -3,11 +3,9 @@
 //! and the SHA-256 of the resulting log. The same seed and parameters always print the same
 //! hash. A progress bar shows simulated time on a terminal.
 
-use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::bail;
-use indicatif::{ProgressBar, ProgressStyle};
 use simulations::{
     BusyHour, ChatBurst, ConferenceStorm, QueueStorm, Report, run_busy_hour, run_chat_burst,
     run_conference_storm, run_queue_storm,
@@ -52,17 +50,10 @@ pub(crate) struct SimulateArgs {
 }
 
 pub(crate) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(u64::from(args.minutes) * 60);
-        if let Ok(style) = ProgressStyle::with_template(
-            "simulating {bar:40} {pos}/{len} simulated seconds ({elapsed})",
-        ) {
-            bar.set_style(style);
-        }
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::progress_bar(
+        Some(u64::from(args.minutes) * 60),
+        "simulating {bar:40} {pos}/{len} simulated seconds ({elapsed})",
+    );
     let started = Instant::now();
     let cpu_before = process_cpu_seconds();
     let mut progress = |done, total| {

@@ -5,7 +5,7 @@
 //! terminal.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use events::export::{Reader, write_event};
 use events::log::prefetch_all;
 use events::{EventLog, ExpectedVersion, GlobalPosition, StoredEvent};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExportArgs {
@@ -29,18 +29,10 @@ pub(crate) struct ImportArgs {
 }
 
 fn progress(total: Option<u64>, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = match total {
-        Some(n) => ProgressBar::new(n),
-        None => ProgressBar::new_spinner(),
-    };
-    let template = format!("{what} {{bar:40}} {{pos}}/{{len}} events ({{per_sec}}, eta {{eta}})");
-    if let Ok(style) = ProgressStyle::with_template(&template) {
-        bar.set_style(style);
-    }
-    bar
+    crate::progress_bar(
+        total,
+        &format!("{what} {{bar:40}} {{pos}}/{{len}} events ({{per_sec}}, eta {{eta}})"),
+    )
 }
 
 pub(crate) async fn export(log: Arc<dyn EventLog>, args: &ExportArgs) -> anyhow::Result<()> {

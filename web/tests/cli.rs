@@ -5,31 +5,16 @@
 //! line and a failing exit code.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::directory::demo::DEMO_WARNING;
 
-fn binary() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ledgerline"));
-    c.env_remove("LEDGERLINE_STORE")
-        .env_remove("LEDGERLINE_DATA_DIR")
-        .env_remove("LEDGERLINE_CONFIG")
-        .env_remove("LEDGERLINE_HTTP")
-        // Tests run side by side: each server's SIP edge takes a free loopback port.
-        .env("LEDGERLINE_SIP", "127.0.0.1:0")
-        .env("RUST_LOG", "warn");
-    c
-}
+mod common;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use common::{binary, free_port};
 
 /// A plain HTTP/1.1 GET; returns (status, body).
 fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {

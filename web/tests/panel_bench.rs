@@ -17,6 +17,7 @@
 //! (shown twice) and out of order (a delta not starting where the previous one ended); sockets
 //! dropped as too slow are counted too.
 
+mod common;
 mod panel_support;
 
 use std::collections::{BTreeSet, HashMap};

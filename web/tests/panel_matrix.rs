@@ -11,6 +11,7 @@
 //! see (cards, live changes, CDRs). It fails on the first wrong status and on any leak, and
 //! prints the size of the matrix.
 
+mod common;
 mod panel_support;
 
 use std::collections::BTreeSet;

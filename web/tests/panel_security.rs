@@ -5,6 +5,7 @@
 //! reconnect with a position gets exactly the missed changes, also after a server restart,
 //! and heartbeats carry the position on.
 
+mod common;
 mod panel_support;
 
 use std::time::Duration;

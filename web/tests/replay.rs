@@ -4,7 +4,7 @@
 //! and stream of the gap; a torn or altered file fails naming its line.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use chrono::TimeDelta;
 use engine::Aggregate;
@@ -17,14 +17,9 @@ use events::{GlobalPosition, StoredEvent};
 use futures_util::FutureExt;
 use simulations::world::{Instance, World};
 
-fn binary() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ledgerline"));
-    c.env_remove("LEDGERLINE_STORE")
-        .env_remove("LEDGERLINE_DATA_DIR")
-        .env_remove("LEDGERLINE_HTTP")
-        .env("RUST_LOG", "warn");
-    c
-}
+mod common;
+
+use common::binary;
 
 fn run(args: &[&str]) -> Output {
     binary().args(args).output().expect("the binary runs")

@@ -4,6 +4,8 @@
 //! forks, failure responses, hang-ups, the ring timeout) and how legs and the call end: each
 //! leg once, with its CDR facts, and the call once, after its last leg. It never reads a clock.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use events::ids::{CallId, LegId, ListenSessionId};
 use events::model::{
@@ -13,18 +15,20 @@ use events::model::{
 use super::command::{CallRejection, RingContact};
 use super::state::{Call, Leg, LegProgress, millis};
 
-/// The events of one decision, folded into a scratch state as they are made.
-pub(super) struct Plan {
-    next: Call,
+/// The events of one decision, folded into a scratch state as they are made. The scratch state
+/// borrows the call until the first event is pushed, so a decision that makes nothing (a
+/// retransmission, a rejection) never copies the call.
+pub(super) struct Plan<'a> {
+    next: Cow<'a, Call>,
     id: CallId,
     now: DateTime<Utc>,
     events: Vec<CallEvent>,
 }
 
-impl Plan {
-    pub(super) fn new(call: &Call, id: CallId, now: DateTime<Utc>) -> Self {
+impl<'a> Plan<'a> {
+    pub(super) fn new(call: &'a Call, id: CallId, now: DateTime<Utc>) -> Self {
         Self {
-            next: call.clone(),
+            next: Cow::Borrowed(call),
             id,
             now,
             events: Vec::new(),
@@ -34,7 +38,7 @@ impl Plan {
     /// Records `event`, folding it into the scratch state at `now`, the instant it will be
     /// stored with (and folded at) once appended.
     pub(super) fn push(&mut self, event: CallEvent) {
-        self.next.evolve(&event, self.now);
+        self.next.to_mut().evolve(&event, self.now);
         self.events.push(event);
     }
 

@@ -14,6 +14,8 @@ use events::model::{
     CallEvent, Direction, Disposition, HangupCause, HangupSide, LegRole, ListenMode, Party,
 };
 
+use crate::aggregate::plus_ms;
+
 /// One call (a `call-<uuid>` stream) and its legs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Call {
@@ -259,7 +261,7 @@ impl Call {
                 // Rung legs arm the ring timeout; those rung together carry the same one.
                 if let Some(timeout) = ring_timeout_ms {
                     self.ring = Some(RingTimer {
-                        deadline: after(at, *timeout),
+                        deadline: plus_ms(at, *timeout),
                         voicemail: voicemail.clone(),
                     });
                 }
@@ -480,13 +482,4 @@ impl Call {
 /// Whole milliseconds of a span, never negative.
 pub(super) fn millis(span: TimeDelta) -> u64 {
     u64::try_from(span.num_milliseconds()).unwrap_or(0)
-}
-
-/// `start` plus `ms` milliseconds, saturating instead of overflowing on nonsense input.
-fn after(start: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
-    i64::try_from(ms)
-        .ok()
-        .and_then(TimeDelta::try_milliseconds)
-        .and_then(|span| start.checked_add_signed(span))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

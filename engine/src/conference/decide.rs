@@ -8,8 +8,8 @@ use events::ids::{CallId, ConferenceId, LegId, UserId};
 use events::model::{ConferenceEvent, MemberLeftReason, Party};
 
 use super::command::{ConferenceCommand, ConferenceSettings};
-use super::state::{Conference, END_WHEN_EMPTY_AFTER_MS, elapsed_ms, plus_ms};
-use crate::aggregate::Deadline;
+use super::state::{Conference, END_WHEN_EMPTY_AFTER_MS};
+use crate::aggregate::{Deadline, elapsed_ms, plus_ms};
 
 /// Why a room refused a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 
 use events::ids::{CallId, ConferenceId, LegId};
@@ -193,18 +193,4 @@ impl Conference {
             f(m);
         }
     }
-}
-
-/// `at` plus `ms` milliseconds, saturating at the end of time.
-pub(super) fn plus_ms(at: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
-    i64::try_from(ms)
-        .ok()
-        .and_then(Duration::try_milliseconds)
-        .and_then(|d| at.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-/// Whole milliseconds from `from` to `to`, 0 when `to` is earlier.
-pub(super) fn elapsed_ms(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
-    u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
 }

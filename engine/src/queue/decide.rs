@@ -14,9 +14,9 @@ use events::model::{
 };
 
 use super::command::{QueueCommand, QueueSettings};
-use super::state::{Activity, Queue, elapsed_ms, plus_ms};
+use super::state::{Activity, Queue};
 use super::strategy::dispatch;
-use crate::aggregate::Deadline;
+use crate::aggregate::{Deadline, elapsed_ms, plus_ms};
 
 /// Why a queue refused a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

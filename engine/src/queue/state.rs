@@ -7,13 +7,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 
 use events::ids::{AgentId, CallId, DepartmentId, ExtensionNumber, LegId, QueueId, UserId};
 use events::model::{LineState, Membership, Party, QueueEvent, QueueLeaveReason};
 
 use super::command::QueueSettings;
+use crate::aggregate::plus_ms;
 
 /// One queue: settings, agents in login order, callers in arrival order, counters.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -417,18 +418,4 @@ impl Queue {
             }
         }
     }
-}
-
-/// `at` plus `ms` milliseconds, saturating at the end of time.
-pub(super) fn plus_ms(at: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
-    i64::try_from(ms)
-        .ok()
-        .and_then(Duration::try_milliseconds)
-        .and_then(|d| at.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-/// Whole milliseconds from `from` to `to`, 0 when `to` is earlier.
-pub(super) fn elapsed_ms(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
-    u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
 }

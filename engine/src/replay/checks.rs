@@ -7,11 +7,12 @@
 //! - [`Checked::snapshot`]: the part of the state an event must change, read before and after
 //!   folding it; `None` for the events an aggregate deliberately keeps nothing of (a call's
 //!   DTMF, bridges and parking, a conference's recording facts, a forwarded voicemail, a
-//!   credential change, …) and for the few that may rightly restate what the state already
-//!   holds (a voicemail PIN changed again, a second e-mail of the same message, a trunk
-//!   reconfigured under the same name). Small states (call, extension, queue, conference,
-//!   voicemail box) are compared whole; the directory, channel rooms and conversations, which
-//!   grow with their tenant or their history, compare only the entry the event names.
+//!   credential change, a panel connection's resync, …) and for the few that may rightly
+//!   restate what the state already holds (a voicemail PIN changed again, a second e-mail of
+//!   the same message, a trunk reconfigured under the same name). Small states (call,
+//!   extension, queue, conference, voicemail box, watch list) are compared whole; the
+//!   directory, channel rooms and conversations, which grow with their tenant or their
+//!   history, compare only the entry the event names.
 //! - [`Checked::misfit`]: what no snapshot can see, because folding the event does change
 //!   something: an event before its aggregate was created (or after it was deleted), a second
 //!   creation, an id reused, a leg or call ended twice, a conference ended with members in it.
@@ -23,7 +24,7 @@ use chrono::{DateTime, Utc};
 use events::ids::{ConversationId, DepartmentId, MessageId, PhoneNumber, ResellerId, UserId};
 use events::model::{
     CallEvent, ConferenceEvent, ConversationEvent, ConversationKind, DirectoryEvent, Event,
-    ExtensionEvent, QueueEvent, RoomEvent, RoomVisibility, VoicemailEvent,
+    ExtensionEvent, PanelEvent, QueueEvent, RoomEvent, RoomVisibility, VoicemailEvent,
 };
 
 use super::DivergenceKind;
@@ -32,6 +33,7 @@ use crate::call::Call;
 use crate::conference::Conference;
 use crate::directory::{Department, Directory, PresenceStateEntry, Profile, Tenant, User};
 use crate::extension::Extension;
+use crate::panel::WatchList;
 use crate::queue::Queue;
 use crate::room::{ChannelRoom, Conversation, Membership, Message, RoomStatus};
 use crate::voicemail::VoicemailBox;
@@ -272,6 +274,28 @@ impl Checked for VoicemailBox {
             }
             E::VoicemailForwarded { message, .. } if self.message(message).is_none() => {
                 Some("no such message in the box")
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Checked for WatchList {
+    type Snapshot = WatchList;
+
+    fn snapshot(&self, event: &PanelEvent) -> Option<WatchList> {
+        // A resync is a fact about an open connection; the list keeps nothing of it.
+        (!matches!(event, PanelEvent::PanelSessionResynced { .. })).then(|| self.clone())
+    }
+
+    fn unchanged(&self, _: &PanelEvent, before: &WatchList) -> bool {
+        self == before
+    }
+
+    fn misfit(&self, event: &PanelEvent) -> Option<&'static str> {
+        match event {
+            PanelEvent::PanelSessionResynced { session, .. } if !self.is_open(session) => {
+                Some("the panel connection is not open")
             }
             _ => None,
         }

@@ -36,6 +36,7 @@ use crate::call::Call;
 use crate::conference::Conference;
 use crate::directory::Directory;
 use crate::extension::Extension;
+use crate::panel::WatchList;
 use crate::queue::Queue;
 use crate::room::{ChannelRoom, Conversation};
 use crate::runtime::Instance;
@@ -206,6 +207,7 @@ pub enum AggregateState {
     Room(Box<ChannelRoom>),
     Conversation(Box<Conversation>),
     Voicemail(Box<VoicemailBox>),
+    Panel(Box<WatchList>),
     /// A category no aggregate folds (`system` facts, or one this build has no aggregate for):
     /// its events are counted and checked for order, not folded.
     Unfolded(Category),
@@ -223,7 +225,8 @@ impl AggregateState {
             Category::Room => Self::Room(Box::default()),
             Category::Conversation => Self::Conversation(Box::default()),
             Category::Voicemail => Self::Voicemail(Box::default()),
-            Category::Panel | Category::Sms | Category::System => Self::Unfolded(category),
+            Category::Panel => Self::Panel(Box::default()),
+            Category::Sms | Category::System => Self::Unfolded(category),
         }
     }
 
@@ -237,6 +240,7 @@ impl AggregateState {
             Self::Room(_) => Category::Room,
             Self::Conversation(_) => Category::Conversation,
             Self::Voicemail(_) => Category::Voicemail,
+            Self::Panel(_) => Category::Panel,
             Self::Unfolded(category) => *category,
         }
     }
@@ -256,6 +260,7 @@ impl AggregateState {
             Self::Room(s) => at(&**s),
             Self::Conversation(s) => at(&**s),
             Self::Voicemail(s) => at(&**s),
+            Self::Panel(s) => at(&**s),
             Self::Unfolded(_) => Vec::new(),
         }
     }
@@ -271,6 +276,7 @@ impl AggregateState {
             Self::Room(s) => checks::fold(&mut **s, event, at),
             Self::Conversation(s) => checks::fold(&mut **s, event, at),
             Self::Voicemail(s) => checks::fold(&mut **s, event, at),
+            Self::Panel(s) => checks::fold(&mut **s, event, at),
             Self::Unfolded(category) => {
                 (event.category() != *category).then(|| DivergenceKind::WrongAggregate {
                     event_type: event.event_type(),
@@ -281,12 +287,10 @@ impl AggregateState {
     }
 }
 
-/// Whether a category's streams are facts with no aggregate here by design (not a divergence):
-/// `system` facts, and `panel` streams, which hold the panel's session facts and each user's
-/// pinned cards (their watch-list aggregate lives with the web panel). They are still checked
-/// for order, versions and event types.
+/// Whether a category's streams are facts with no aggregate by design (not a divergence):
+/// `system` facts. They are still checked for order, versions and event types.
 fn facts_only(category: Category) -> bool {
-    matches!(category, Category::System | Category::Panel)
+    matches!(category, Category::System)
 }
 
 /// One stream after the fold.

@@ -3,7 +3,9 @@ use std::collections::BTreeSet;
 use chrono::TimeDelta;
 use events::codec::{Metadata, decode, encode};
 use events::ids::{CallId, DeviceContactId, EventId, ExtensionNumber, LegId};
-use events::model::{CallEvent, CallOrigin, Direction, ExtensionEvent, LegRole, Party};
+use events::model::{
+    CallEvent, CallOrigin, Direction, ExtensionEvent, LegRole, PanelCard, PanelEvent, Party,
+};
 
 use super::scenario::{LogBuilder, office_day};
 use super::*;
@@ -794,7 +796,8 @@ fn a_tenant_change_inside_a_stream_is_reported() {
 }
 
 #[test]
-fn categories_without_an_aggregate_are_reported_once_per_stream_and_system_and_panel_are_not() {
+fn categories_without_an_aggregate_are_reported_once_per_stream_and_system_is_not_and_panel_folds()
+{
     let example = |category: Category| {
         Event::examples()
             .into_iter()
@@ -829,9 +832,22 @@ fn categories_without_an_aggregate_are_reported_once_per_stream_and_system_and_p
     // A call event in the sms stream is still an event of the wrong aggregate.
     let call = example(Category::Call).remove(0);
     log.push(stored(log.len() as u64 + 1, &sms, 3, at, "acme", call));
-    // Panel streams (session facts, pinned cards) are checked for order, not folded.
+    // Panel streams (pinned cards, session facts) fold through the watch list: a pin, then a
+    // connection opened, resynced and closed.
     let panel = StreamId::parse("panel-acme.1001").expect("a stream id");
-    for (i, e) in example(Category::Panel).into_iter().enumerate() {
+    let panel_events = Event::examples()
+        .into_iter()
+        .filter(|e| e.category() == Category::Panel)
+        .filter(|e| {
+            !matches!(
+                e,
+                Event::Panel(
+                    PanelEvent::PanelCardUnpinned { .. } | PanelEvent::PanelCardMoved { .. }
+                )
+            )
+        })
+        .collect::<Vec<_>>();
+    for (i, e) in panel_events.into_iter().enumerate() {
         log.push(stored(
             log.len() as u64 + 1,
             &panel,
@@ -879,10 +895,16 @@ fn categories_without_an_aggregate_are_reported_once_per_stream_and_system_and_p
         state_of(&folded, &system),
         AggregateState::Unfolded(Category::System)
     ));
-    assert!(matches!(
-        state_of(&folded, &panel),
-        AggregateState::Unfolded(Category::Panel)
-    ));
+    match state_of(&folded, &panel) {
+        AggregateState::Panel(list) => {
+            assert_eq!(
+                list.cards(),
+                &[PanelCard::User(parse("1006"))],
+                "the pinned card"
+            );
+        }
+        other => panic!("panel stream not folded: {other:?}"),
+    }
 }
 
 #[test]

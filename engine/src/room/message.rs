@@ -206,6 +206,63 @@ pub(crate) enum MessageFact {
     },
 }
 
+/// Declares, in an aggregate's `decide` module, the two mappings between [`MessageFact`] and that
+/// aggregate's message events: `event_of(id, fact)`, the event recording a fact in the room or
+/// conversation `id`, and `fact_of(&event)`, the fact a message event records (`None` for any
+/// other event). Each event variant has the fact's fields plus the id, under the same names; the
+/// fields are listed once, here, so a fact and its two event families cannot drift apart.
+macro_rules! message_events {
+    (
+        $Event:ident, $id:ident: $Id:ty;
+        Posted => $posted:ident,
+        Edited => $edited:ident,
+        Deleted => $deleted:ident,
+        ReactionAdded => $reaction_added:ident,
+        ReactionRemoved => $reaction_removed:ident,
+        Followed => $followed:ident,
+        Unfollowed => $unfollowed:ident,
+        Starred => $starred:ident,
+        Unstarred => $unstarred:ident,
+        Reported => $reported:ident $(,)?
+    ) => {
+        $crate::room::message::message_events!(@map $Event, $id: $Id;
+            Posted { message, author, text, attachments, quote, thread } => $posted,
+            Edited { message, text, by } => $edited,
+            Deleted { message, by } => $deleted,
+            ReactionAdded { message, user, emoji } => $reaction_added,
+            ReactionRemoved { message, user, emoji } => $reaction_removed,
+            Followed { message, user } => $followed,
+            Unfollowed { message, user } => $unfollowed,
+            Starred { message, user } => $starred,
+            Unstarred { message, user } => $unstarred,
+            Reported { message, by, reason } => $reported,
+        );
+    };
+    (@map $Event:ident, $id:ident: $Id:ty;
+        $($Fact:ident { $($field:ident),+ } => $Variant:ident,)+
+    ) => {
+        /// The event that records `fact`.
+        fn event_of($id: $Id, fact: $crate::room::message::MessageFact) -> $Event {
+            use $crate::room::message::MessageFact as F;
+            match fact {
+                $( F::$Fact { $($field),+ } => $Event::$Variant { $id, $($field),+ }, )+
+            }
+        }
+
+        /// The message fact `event` records, if it is about a message.
+        pub(super) fn fact_of(event: &$Event) -> Option<$crate::room::message::MessageFact> {
+            use $crate::room::message::MessageFact as F;
+            match event {
+                $( $Event::$Variant { $($field,)+ .. } => {
+                    Some(F::$Fact { $($field: $field.clone()),+ })
+                } )+
+                _ => None,
+            }
+        }
+    };
+}
+pub(crate) use message_events;
+
 /// One message as the aggregate remembers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {

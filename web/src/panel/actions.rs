@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Via, Viewer};
+use super::hub::visible_pinned;
 use super::watchlist::{WatchCommand, WatchError, WatchRejection};
 use super::{ApiError, PanelState};
 use actix_web::http::StatusCode;
@@ -106,19 +107,13 @@ fn own_extension(viewer: &Viewer) -> Instance {
 }
 
 /// The viewer's visible pinned list, as the answer to a watch-list action.
-fn pinned(state: &PanelState, viewer: &Viewer) -> Value {
-    let departments = viewer.departments();
-    let view = state.panel.read();
-    let cards: Vec<UserId> = state
-        .watchlists
-        .pinned_users(&viewer.tenant, &viewer.user)
-        .into_iter()
-        .filter(|u| {
-            view.card(&viewer.tenant, u)
-                .and_then(|c| c.department)
-                .is_some_and(|d| departments.contains(&d))
-        })
-        .collect();
+pub(crate) fn pinned(state: &PanelState, viewer: &Viewer) -> Value {
+    let cards = visible_pinned(
+        &state.panel.read(),
+        &viewer.tenant,
+        &viewer.departments(),
+        state.watchlists.pinned_users(&viewer.tenant, &viewer.user),
+    );
     json!({ "pinned": cards })
 }
 

@@ -128,24 +128,13 @@ async fn card(
 
 async fn pinned(req: HttpRequest, state: web::Data<PanelState>) -> Result<HttpResponse, ApiError> {
     let viewer = auth::viewer(&req, &state).await?;
-    let departments = viewer.require_panel()?;
+    viewer.require_panel()?;
     state
         .watchlists
         .load(&viewer.tenant, &viewer.user)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let view = state.panel.read();
-    let cards: Vec<UserId> = state
-        .watchlists
-        .pinned_users(&viewer.tenant, &viewer.user)
-        .into_iter()
-        .filter(|u| {
-            view.card(&viewer.tenant, u)
-                .and_then(|c| c.department)
-                .is_some_and(|d| departments.contains(&d))
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "pinned": cards })))
+    Ok(HttpResponse::Ok().json(actions::pinned(&state, &viewer)))
 }
 
 async fn pin(

@@ -178,6 +178,30 @@ async fn verify(
         .map_err(|_| ApiError::internal("the password check failed"))
 }
 
+/// The account `name` signs in to with `password`, throttled: a name with too many recent
+/// failures is refused before anything is checked, and every failure counts against it.
+async fn authenticate(
+    state: &PanelState,
+    name: &str,
+    password: String,
+) -> Result<(TenantId, UserId), ApiError> {
+    let now = state.clock.now();
+    state.throttle.check(name, now)?;
+    let (tenant, user) = match resolve(state, name) {
+        Ok(found) => found,
+        Err(e) => {
+            state.throttle.failed(name, now);
+            return Err(e);
+        }
+    };
+    if !verify(state, &tenant, &user, password).await? {
+        state.throttle.failed(name, now);
+        return Err(ApiError::unauthorized("wrong user name or password"));
+    }
+    state.throttle.succeeded(name);
+    Ok((tenant, user))
+}
+
 /// The viewer for `tenant`/`user` as the directory has them now.
 fn viewer_for(state: &PanelState, tenant: TenantId, user: UserId, via: Via) -> Option<Viewer> {
     let (name, extension, department, role) = state
@@ -277,20 +301,7 @@ pub(crate) async fn viewer(req: &HttpRequest, state: &PanelState) -> Result<View
             .ok_or_else(|| ApiError::unauthorized("this account can no longer sign in"));
     }
     if let Some((name, password)) = basic_credentials(req) {
-        let now = state.clock.now();
-        state.throttle.check(&name, now)?;
-        let (tenant, user) = match resolve(state, &name) {
-            Ok(found) => found,
-            Err(e) => {
-                state.throttle.failed(&name, now);
-                return Err(e);
-            }
-        };
-        if !verify(state, &tenant, &user, password).await? {
-            state.throttle.failed(&name, now);
-            return Err(ApiError::unauthorized("wrong user name or password"));
-        }
-        state.throttle.succeeded(&name);
+        let (tenant, user) = authenticate(state, &name, password).await?;
         return viewer_for(state, tenant, user, Via::Basic).ok_or_else(|| {
             ApiError::forbidden(
                 "not_a_user_account",
@@ -426,20 +437,7 @@ async fn login(
     if body.username.len() > 200 || body.password.len() > 1024 {
         return Err(ApiError::bad_request("user name or password too long"));
     }
-    let now = state.clock.now();
-    state.throttle.check(&body.username, now)?;
-    let (tenant, user) = match resolve(&state, &body.username) {
-        Ok(found) => found,
-        Err(e) => {
-            state.throttle.failed(&body.username, now);
-            return Err(e);
-        }
-    };
-    if !verify(&state, &tenant, &user, body.password).await? {
-        state.throttle.failed(&body.username, now);
-        return Err(ApiError::unauthorized("wrong user name or password"));
-    }
-    state.throttle.succeeded(&body.username);
+    let (tenant, user) = authenticate(&state, &body.username, body.password).await?;
     let refusal = state
         .engine
         .read_directory(&tenant, |d| {

@@ -136,7 +136,8 @@ impl fmt::Debug for Hub {
     }
 }
 
-fn visible_pinned(
+/// The users of `pinned` whose cards `departments` show (the rest stay pinned, unseen).
+pub(crate) fn visible_pinned(
     view: &PanelView,
     tenant: &TenantId,
     departments: &BTreeSet<DepartmentId>,

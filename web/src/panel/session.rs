@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::cookie::{Cookie, SameSite, time};
@@ -100,9 +99,8 @@ struct Inner {
     secrets: Arc<dyn Secrets>,
     path: Option<PathBuf>,
     map: Mutex<Stored>,
-    /// Bumped on every change; the file is only ever replaced by a newer generation.
-    generation: AtomicU64,
-    written: Mutex<u64>,
+    /// Held while the file is written: snapshots reach the file in the order they were taken.
+    file: Mutex<()>,
 }
 
 impl fmt::Debug for Sessions {
@@ -145,8 +143,7 @@ impl Sessions {
                 secrets,
                 path,
                 map: Mutex::new(stored),
-                generation: AtomicU64::new(0),
-                written: Mutex::new(0),
+                file: Mutex::new(()),
             }),
         })
     }
@@ -210,20 +207,10 @@ impl Sessions {
         let Some(path) = &self.inner.path else {
             return;
         };
-        let (generation, text) = {
-            let map = self.map();
-            let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
-            (generation, serde_json::to_string(&*map).unwrap_or_default())
-        };
-        let mut written = self.inner.written.lock().unwrap_or_else(|p| p.into_inner());
-        if *written > generation {
-            return;
-        }
-        match write_private(path, &text) {
-            Ok(()) => *written = generation,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "cannot store the panel sessions")
-            }
+        let _file = self.inner.file.lock().unwrap_or_else(|p| p.into_inner());
+        let text = serde_json::to_string(&*self.map()).unwrap_or_default();
+        if let Err(e) = write_private(path, &text) {
+            tracing::warn!(file = %path.display(), error = %e, "cannot store the panel sessions");
         }
     }
 
@@ -266,6 +253,8 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use events::ManualClock;
 
     use super::*;

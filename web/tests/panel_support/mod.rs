@@ -4,9 +4,8 @@
 #![allow(dead_code, reason = "each test binary uses part of the helpers")]
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -16,12 +15,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub(crate) use crate::common::free_port;
 
 /// The binary, serving on a port, killed when dropped.
 pub(crate) struct Server {
@@ -51,20 +45,13 @@ impl Server {
         port: u16,
         extra: &[&str],
     ) -> Server {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ledgerline"));
-        c.env_remove("LEDGERLINE_STORE")
-            .env_remove("LEDGERLINE_DATA_DIR")
-            .env_remove("LEDGERLINE_CONFIG")
-            .env_remove("LEDGERLINE_HTTP")
-            .env("RUST_LOG", "error")
-            .arg("--data-dir")
-            .arg(data);
+        let mut c = crate::common::binary();
+        c.env("RUST_LOG", "error").arg("--data-dir").arg(data);
         if let Some(config) = config {
             c.arg("--config").arg(config);
         }
         let child = c
             .args(["serve", "--http", &format!("127.0.0.1:{port}")])
-            .args(["--sip", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("LEDGERLINE_TEST_VERBOSE").is_some() {

@@ -19,7 +19,7 @@ use events::model::{RoomEvent, RoomRole, RoomVisibility};
 use super::command::{RoomCommand, RoomName, RoomNameError};
 use super::state::{ChannelRoom, Membership, RoomStatus};
 use crate::aggregate::Aggregate;
-use crate::room::message::{MessageFact, MessageRejection};
+use crate::room::message::{MessageRejection, message_events};
 
 /// Why a channel room refused a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -348,145 +348,16 @@ fn moderator<'a>(
     }
 }
 
-fn event_of(room: events::ids::RoomId, fact: MessageFact) -> RoomEvent {
-    use MessageFact as F;
-    use RoomEvent as E;
-    match fact {
-        F::Posted {
-            message,
-            author,
-            text,
-            attachments,
-            quote,
-            thread,
-        } => E::RoomMessagePosted {
-            room,
-            message,
-            author,
-            text,
-            attachments,
-            quote,
-            thread,
-        },
-        F::Edited { message, text, by } => E::RoomMessageEdited {
-            room,
-            message,
-            text,
-            by,
-        },
-        F::Deleted { message, by } => E::RoomMessageDeleted { room, message, by },
-        F::ReactionAdded {
-            message,
-            user,
-            emoji,
-        } => E::RoomReactionAdded {
-            room,
-            message,
-            user,
-            emoji,
-        },
-        F::ReactionRemoved {
-            message,
-            user,
-            emoji,
-        } => E::RoomReactionRemoved {
-            room,
-            message,
-            user,
-            emoji,
-        },
-        F::Followed { message, user } => E::RoomMessageFollowed {
-            room,
-            message,
-            user,
-        },
-        F::Unfollowed { message, user } => E::RoomMessageUnfollowed {
-            room,
-            message,
-            user,
-        },
-        F::Starred { message, user } => E::RoomMessageStarred {
-            room,
-            message,
-            user,
-        },
-        F::Unstarred { message, user } => E::RoomMessageUnstarred {
-            room,
-            message,
-            user,
-        },
-        F::Reported {
-            message,
-            by,
-            reason,
-        } => E::RoomMessageReported {
-            room,
-            message,
-            by,
-            reason,
-        },
-    }
-}
-
-/// The message fact a room event records, if it is about a message.
-pub(super) fn fact_of(event: &RoomEvent) -> Option<MessageFact> {
-    use MessageFact as F;
-    use RoomEvent as E;
-    Some(match event.clone() {
-        E::RoomMessagePosted {
-            message,
-            author,
-            text,
-            attachments,
-            quote,
-            thread,
-            ..
-        } => F::Posted {
-            message,
-            author,
-            text,
-            attachments,
-            quote,
-            thread,
-        },
-        E::RoomMessageEdited {
-            message, text, by, ..
-        } => F::Edited { message, text, by },
-        E::RoomMessageDeleted { message, by, .. } => F::Deleted { message, by },
-        E::RoomReactionAdded {
-            message,
-            user,
-            emoji,
-            ..
-        } => F::ReactionAdded {
-            message,
-            user,
-            emoji,
-        },
-        E::RoomReactionRemoved {
-            message,
-            user,
-            emoji,
-            ..
-        } => F::ReactionRemoved {
-            message,
-            user,
-            emoji,
-        },
-        E::RoomMessageFollowed { message, user, .. } => F::Followed { message, user },
-        E::RoomMessageUnfollowed { message, user, .. } => F::Unfollowed { message, user },
-        E::RoomMessageStarred { message, user, .. } => F::Starred { message, user },
-        E::RoomMessageUnstarred { message, user, .. } => F::Unstarred { message, user },
-        E::RoomMessageReported {
-            message,
-            by,
-            reason,
-            ..
-        } => F::Reported {
-            message,
-            by,
-            reason,
-        },
-        _ => return None,
-    })
+message_events! {
+    RoomEvent, room: events::ids::RoomId;
+    Posted => RoomMessagePosted,
+    Edited => RoomMessageEdited,
+    Deleted => RoomMessageDeleted,
+    ReactionAdded => RoomReactionAdded,
+    ReactionRemoved => RoomReactionRemoved,
+    Followed => RoomMessageFollowed,
+    Unfollowed => RoomMessageUnfollowed,
+    Starred => RoomMessageStarred,
+    Unstarred => RoomMessageUnstarred,
+    Reported => RoomMessageReported,
 }

@@ -11,7 +11,7 @@ use events::model::{ConversationEvent, ConversationKind};
 use super::command::{ConversationCommand, MAX_GROUP_MEMBERS};
 use super::state::Conversation;
 use crate::aggregate::Aggregate;
-use crate::room::message::{MessageAction, MessageFact, MessageRejection};
+use crate::room::message::{MessageAction, MessageRejection, message_events};
 
 /// Why a conversation refused a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,149 +201,16 @@ fn member<'a>(state: &'a Conversation, user: &UserId) -> Result<&'a bool, Conver
         .ok_or_else(|| ConversationRejection::NotMember(user.clone()))
 }
 
-fn event_of(conversation: ConversationId, fact: MessageFact) -> ConversationEvent {
-    use ConversationEvent as E;
-    use MessageFact as F;
-    match fact {
-        F::Posted {
-            message,
-            author,
-            text,
-            attachments,
-            quote,
-            thread,
-        } => E::DirectMessagePosted {
-            conversation,
-            message,
-            author,
-            text,
-            attachments,
-            quote,
-            thread,
-        },
-        F::Edited { message, text, by } => E::DirectMessageEdited {
-            conversation,
-            message,
-            text,
-            by,
-        },
-        F::Deleted { message, by } => E::DirectMessageDeleted {
-            conversation,
-            message,
-            by,
-        },
-        F::ReactionAdded {
-            message,
-            user,
-            emoji,
-        } => E::DirectReactionAdded {
-            conversation,
-            message,
-            user,
-            emoji,
-        },
-        F::ReactionRemoved {
-            message,
-            user,
-            emoji,
-        } => E::DirectReactionRemoved {
-            conversation,
-            message,
-            user,
-            emoji,
-        },
-        F::Followed { message, user } => E::DirectMessageFollowed {
-            conversation,
-            message,
-            user,
-        },
-        F::Unfollowed { message, user } => E::DirectMessageUnfollowed {
-            conversation,
-            message,
-            user,
-        },
-        F::Starred { message, user } => E::DirectMessageStarred {
-            conversation,
-            message,
-            user,
-        },
-        F::Unstarred { message, user } => E::DirectMessageUnstarred {
-            conversation,
-            message,
-            user,
-        },
-        F::Reported {
-            message,
-            by,
-            reason,
-        } => E::DirectMessageReported {
-            conversation,
-            message,
-            by,
-            reason,
-        },
-    }
-}
-
-/// The message fact a conversation event records, if it is about a message.
-pub(super) fn fact_of(event: &ConversationEvent) -> Option<MessageFact> {
-    use ConversationEvent as E;
-    use MessageFact as F;
-    Some(match event.clone() {
-        E::DirectMessagePosted {
-            message,
-            author,
-            text,
-            attachments,
-            quote,
-            thread,
-            ..
-        } => F::Posted {
-            message,
-            author,
-            text,
-            attachments,
-            quote,
-            thread,
-        },
-        E::DirectMessageEdited {
-            message, text, by, ..
-        } => F::Edited { message, text, by },
-        E::DirectMessageDeleted { message, by, .. } => F::Deleted { message, by },
-        E::DirectReactionAdded {
-            message,
-            user,
-            emoji,
-            ..
-        } => F::ReactionAdded {
-            message,
-            user,
-            emoji,
-        },
-        E::DirectReactionRemoved {
-            message,
-            user,
-            emoji,
-            ..
-        } => F::ReactionRemoved {
-            message,
-            user,
-            emoji,
-        },
-        E::DirectMessageFollowed { message, user, .. } => F::Followed { message, user },
-        E::DirectMessageUnfollowed { message, user, .. } => F::Unfollowed { message, user },
-        E::DirectMessageStarred { message, user, .. } => F::Starred { message, user },
-        E::DirectMessageUnstarred { message, user, .. } => F::Unstarred { message, user },
-        E::DirectMessageReported {
-            message,
-            by,
-            reason,
-            ..
-        } => F::Reported {
-            message,
-            by,
-            reason,
-        },
-        _ => return None,
-    })
+message_events! {
+    ConversationEvent, conversation: ConversationId;
+    Posted => DirectMessagePosted,
+    Edited => DirectMessageEdited,
+    Deleted => DirectMessageDeleted,
+    ReactionAdded => DirectReactionAdded,
+    ReactionRemoved => DirectReactionRemoved,
+    Followed => DirectMessageFollowed,
+    Unfollowed => DirectMessageUnfollowed,
+    Starred => DirectMessageStarred,
+    Unstarred => DirectMessageUnstarred,
+    Reported => DirectMessageReported,
 }
