@@ -11,23 +11,22 @@ use chrono::{DateTime, Utc};
 use engine::extension::{Contact, Extension};
 use events::{EventLog, LogError, StreamId};
 
-use crate::folded::Folded;
+use engine::runtime::Folded;
 
 /// One extension as the log holds it.
 pub(crate) type Snapshot = Folded<Extension>;
 
-impl Snapshot {
-    /// Bindings with their remaining whole seconds at `now` (expired ones left out).
-    pub(crate) fn live_contacts(&self, now: DateTime<Utc>) -> Vec<(&Contact, u32)> {
-        self.state
-            .contacts()
-            .values()
-            .filter_map(|c| {
-                let left = (c.expires_at - now).num_seconds();
-                (left > 0).then(|| (c, u32::try_from(left).unwrap_or(u32::MAX)))
-            })
-            .collect()
-    }
+/// `snapshot`'s bindings with their remaining whole seconds at `now` (expired ones left out).
+pub(crate) fn live_contacts(snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<(&Contact, u32)> {
+    snapshot
+        .state
+        .contacts()
+        .values()
+        .filter_map(|c| {
+            let left = (c.expires_at - now).num_seconds();
+            (left > 0).then(|| (c, u32::try_from(left).unwrap_or(u32::MAX)))
+        })
+        .collect()
 }
 
 /// Cached extension states, caught up from the log.

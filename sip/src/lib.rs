@@ -17,8 +17,6 @@
 //! - `auth`: the authentication policy (401/407, identity must match);
 //! - `registrar` and `bindings`: REGISTER → `ExtensionCommand`s, and the registrations read
 //!   back from the log;
-//! - `folded`: one stream folded into its aggregate's state, caught up on demand (the read
-//!   model under `bindings` and each call session's view);
 //! - `calls`: calls between extensions as a B2BUA (INVITE authenticated with 407, routed by the
 //!   callee's state, each step a command to the call actor, the extensions told their part),
 //!   and click-to-call;
@@ -33,7 +31,6 @@ mod calls;
 pub mod config;
 pub mod digest;
 mod edge;
-mod folded;
 pub mod ratelimit;
 mod registrar;
 pub mod sanity;

@@ -28,7 +28,7 @@ use rsipstack::sip::headers::ToTypedHeader;
 use rsipstack::sip::{Header, HeadersExt, Request, Uri};
 
 use crate::auth::{Scheme, warning};
-use crate::bindings::Snapshot;
+use crate::bindings::{Snapshot, live_contacts};
 use crate::config::{Limits, RegistrarConfig};
 use crate::edge::{Core, Reply};
 use crate::sanity::split_commas;
@@ -293,7 +293,7 @@ pub(crate) async fn register(
     };
     let now = core.clock.now();
     let mut reply = Reply::new(200);
-    for (contact, left) in snapshot.live_contacts(now) {
+    for (contact, left) in live_contacts(&snapshot, now) {
         reply = reply.with(Header::Contact(
             format!("<{}>;expires={left}", contact.contact_uri).into(),
         ));
@@ -536,13 +536,12 @@ mod tests {
     #[test]
     fn live_contacts_report_whole_seconds_left() {
         let s = registered();
-        let left: Vec<u32> = s
-            .live_contacts(t0() + Duration::milliseconds(1_500))
+        let left: Vec<u32> = live_contacts(&s, t0() + Duration::milliseconds(1_500))
             .iter()
             .map(|(_, l)| *l)
             .collect();
         assert_eq!(left, vec![3598]);
-        assert!(s.live_contacts(t0() + Duration::seconds(3600)).is_empty());
+        assert!(live_contacts(&s, t0() + Duration::seconds(3600)).is_empty());
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock, RwLockReadGuard, Weak};
 
 use chrono::{DateTime, Utc};
-use events::codec::{self, Recorded};
+use events::codec::Recorded;
 use events::ids::{Category, ExtensionNumber, TenantId, UserId};
 use events::log::to_micros;
 use events::model::{
@@ -40,7 +40,7 @@ use events::{AgentId, Clock, CorrelationId, EventLog, ExpectedVersion, IdGen, Lo
 use futures_util::future::try_join_all;
 use tokio::sync::broadcast;
 
-use super::{Instance, Registry, RegistryConfig, Services};
+use super::{Folded, Instance, Registry, RegistryConfig, Services};
 use crate::aggregate::{Aggregate, stamp};
 use crate::call::Call;
 use crate::conference::{Conference, ConferenceCommand, ConferenceSettings};
@@ -52,9 +52,6 @@ use crate::extension::{Extension, ExtensionCommand};
 use crate::queue::{Queue, QueueCommand, QueueSettings};
 use crate::room::{ChannelRoom, Conversation};
 use crate::voicemail::VoicemailBox;
-
-/// Events read per page when a stream is folded.
-const PAGE: usize = 1024;
 
 /// How the engine runs its actors.
 #[derive(Debug, Clone)]
@@ -543,36 +540,14 @@ struct Plan<A: Aggregate> {
 impl<A: Aggregate> Plan<A> {
     /// Reads and folds the stream, each event at its recorded time.
     async fn load(log: &dyn EventLog, instance: Instance) -> Result<Self, EngineError> {
-        let mut state = A::default();
-        let mut version = 0;
-        loop {
-            let page = log.read_stream(&instance.stream, version, PAGE).await?;
-            let full = page.len() == PAGE;
-            for stored in &page {
-                let corrupt = |detail: String| LogError::Corrupt {
-                    target: instance.stream.to_string(),
-                    detail,
-                };
-                let recorded = codec::decode(stored).map_err(|e| corrupt(e.to_string()))?;
-                let recorded = recorded.narrow::<A::Event>().map_err(|other| {
-                    corrupt(format!(
-                        "{} at version {} belongs to another aggregate",
-                        other.event.event_type(),
-                        other.version
-                    ))
-                })?;
-                state.evolve(&recorded.event, recorded.metadata.occurred_at);
-                version = recorded.version;
-            }
-            if !full {
-                return Ok(Self {
-                    instance,
-                    state,
-                    version,
-                    events: Vec::new(),
-                });
-            }
-        }
+        let mut folded = Folded::<A>::default();
+        folded.catch_up(log, &instance.stream).await?;
+        Ok(Self {
+            instance,
+            state: folded.state,
+            version: folded.version,
+            events: Vec::new(),
+        })
     }
 
     /// Decides `command` on the state as planned so far and folds what it produced; a refusal

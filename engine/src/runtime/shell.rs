@@ -23,7 +23,7 @@ use std::time::Duration;
 use actix::fut::{self, LocalBoxActorFuture, wrap_future};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use events::codec::{self, Metadata, Recorded};
+use events::codec::{Metadata, Recorded};
 use events::{
     AppendOutcome, EventLog, EventRecord, ExpectedVersion, GlobalPosition, LogError, StreamId,
 };
@@ -37,8 +37,6 @@ pub(super) type Reply<A> = Result<Executed, ExecuteError<<A as Aggregate>::Rejec
 
 type Step<A, T> = LocalBoxActorFuture<AggregateActor<A>, T>;
 
-/// Events read per page when a stream is replayed.
-const PAGE: usize = 1024;
 /// An actor is idle after this many idle-check ticks in a row without a command.
 const IDLE_TICKS: u32 = 4;
 
@@ -544,31 +542,9 @@ async fn read_events<A: Aggregate>(
     stream: StreamId,
     after: u64,
 ) -> Result<Vec<Recorded<A::Event>>, LogError> {
-    let corrupt = |detail: String| LogError::Corrupt {
-        target: stream.to_string(),
-        detail,
-    };
     let mut out = Vec::new();
-    let mut after = after;
-    loop {
-        let page = log.read_stream(&stream, after, PAGE).await?;
-        let full = page.len() == PAGE;
-        for stored in &page {
-            let recorded = codec::decode(stored).map_err(|e| corrupt(e.to_string()))?;
-            let recorded = recorded.narrow::<A::Event>().map_err(|other| {
-                corrupt(format!(
-                    "{} at version {} belongs to another aggregate",
-                    other.event.event_type(),
-                    other.version
-                ))
-            })?;
-            after = recorded.version;
-            out.push(recorded);
-        }
-        if !full {
-            return Ok(out);
-        }
-    }
+    super::for_each_event::<A>(&*log, &stream, after, |recorded| out.push(recorded)).await?;
+    Ok(out)
 }
 
 /// How long until `at`, as seen at `now`; zero when it has passed.

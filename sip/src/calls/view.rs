@@ -4,7 +4,7 @@
 
 use engine::call::Call;
 
-use crate::folded::Folded;
+use engine::runtime::Folded;
 
 /// A call folded from its stream up to `version`.
 pub(crate) type CallView = Folded<Call>;

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 
 use engine::Aggregate;
 pub(crate) use engine::panel::{WatchCommand, WatchList, WatchRejection};
-use events::codec::decode;
 use events::ids::{TenantId, UserId};
 use events::model::{PanelCard, PanelEvent};
 use events::{Clock, EventLog, ExpectedVersion, IdGen, LogError, StreamId};
@@ -128,26 +127,11 @@ impl WatchLists {
     }
 
     async fn fold(&self, (tenant, user): &Key) -> Result<(WatchList, u64), WatchError> {
-        let stream = StreamId::panel(tenant, user);
-        let mut state = WatchList::default();
-        let mut version = 0;
-        loop {
-            let page = self.inner.log.read_stream(&stream, version, 1024).await?;
-            if page.is_empty() {
-                break;
-            }
-            for stored in &page {
-                let recorded = decode(stored).map_err(|e| WatchError::Corrupt {
-                    stream: stream.clone(),
-                    detail: e.to_string(),
-                })?;
-                version = stored.version;
-                if let Ok(event) = PanelEvent::try_from(recorded.event) {
-                    state.evolve(&event, recorded.metadata.occurred_at);
-                }
-            }
-        }
-        Ok((state, version))
+        let mut folded = engine::runtime::Folded::<WatchList>::default();
+        folded
+            .catch_up(&*self.inner.log, &StreamId::panel(tenant, user))
+            .await?;
+        Ok((folded.state, folded.version))
     }
 
     fn publish(&self, key: &Key, state: &WatchList) {
