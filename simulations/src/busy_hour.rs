@@ -120,6 +120,17 @@ fn presence_rules() -> Vec<PresenceRule> {
 
 /// Runs a busy hour for `seed`, calling `progress(simulated seconds done, total)` now and then.
 pub fn run_busy_hour(params: &BusyHour, seed: u64, progress: &mut dyn FnMut(u64, u64)) -> Report {
+    run_busy_hour_with_log(params, seed, progress).0
+}
+
+/// [`run_busy_hour`], also handing back the in-memory log it wrote (tenant `sim`, extensions
+/// and users `10000`, `10001`…; calls in simulated time from [`crate::world::start_time`]), for
+/// replaying its events elsewhere.
+pub fn run_busy_hour_with_log(
+    params: &BusyHour,
+    seed: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> (Report, std::sync::Arc<dyn events::EventLog>) {
     let tenant = TenantId::parse("sim").expect("\"sim\" is a valid tenant slug");
     let mut sim = Sim {
         world: World::new(seed, tenant.clone()),
@@ -197,7 +208,8 @@ pub fn run_busy_hour(params: &BusyHour, seed: u64, progress: &mut dyn FnMut(u64,
         }
     }
     progress(total, total);
-    sim.finish(params, seed)
+    let log = sim.world.log();
+    (sim.finish(params, seed), log)
 }
 
 impl Sim {

@@ -23,9 +23,11 @@ pub struct SipConfig {
     pub digest: DigestConfig,
     pub registrar: RegistrarConfig,
     pub calls: CallConfig,
-    /// A TCP connection that carries nothing (not even a CRLF keep-alive) for this long is closed.
+    /// A TCP connection that carries nothing (not even a CRLF keep-alive) for this long is closed;
+    /// so is a WebSocket one that does not even answer the pings (sent four times as often).
     pub tcp_idle_timeout: Duration,
-    /// Concurrent TCP connections one address may hold; more are closed at once.
+    /// Concurrent TCP connections one address may hold, WebSocket ones included; more are closed
+    /// at once.
     pub max_tcp_connections_per_ip: usize,
     /// Requests handled at once; beyond this, new requests get 503 straight away.
     pub max_in_flight: usize,

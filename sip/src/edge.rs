@@ -3,10 +3,8 @@
 //! goes to the call edge (`calls`), any request inside one to its dialog (481 when there is
 //! none), OPTIONS is answered 200, REGISTER goes to the registrar, everything else is 405. A task
 //! logs the security summary periodically; another follows the call actors' feed for the
-//! sessions.
-//!
-//! Still to come: SIP over WebSocket feeds the same endpoint through a channel connection from
-//! the HTTP server, so it meets the same ingress checks.
+//! sessions. SIP over WebSocket feeds the same endpoint through a channel connection from the
+//! HTTP server ([`SipEdge::websocket`]), so it meets the same ingress checks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +30,8 @@ use crate::digest::{DigestAlgorithm, Nonces};
 use crate::ratelimit::FloodGuard;
 use crate::registrar;
 use crate::stats::{SecurityStats, Stats};
-use crate::transport::{self, Shared, Stack, event_transport};
+use crate::transport::{self, Shared, Stack, connection_transport, event_transport};
+use crate::websocket::WebSocketAcceptor;
 
 /// Methods answered.
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, UPDATE, INFO";
@@ -213,6 +212,12 @@ impl SipEdge {
         self.stack.tcp
     }
 
+    /// Takes SIP over WebSocket connections (RFC 7118) that the HTTP server upgrades, into this
+    /// edge.
+    pub fn websocket(&self) -> WebSocketAcceptor {
+        WebSocketAcceptor::new(self.stack.flows.clone(), self.core.config.tcp_idle_timeout)
+    }
+
     /// The digest algorithms challenged with, most preferred first.
     pub fn digest_algorithms(&self) -> Vec<DigestAlgorithm> {
         self.core.auth.algorithms().to_vec()
@@ -334,7 +339,7 @@ async fn handle(core: &Core, mut tx: Transaction) {
             let Some(source) = source else {
                 return;
             };
-            let transport = event_transport(connection.transport());
+            let transport = event_transport(connection_transport(connection));
             registrar::register(core, &tx.original, source, transport).await
         }
         Method::Bye | Method::Update | Method::Info | Method::PRack => Reply::new(481),

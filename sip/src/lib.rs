@@ -1,4 +1,5 @@
-//! The SIP edge: where phones meet the engine. It listens on UDP and TCP, refuses anything
+//! The SIP edge: where phones meet the engine. It listens on UDP and TCP, and takes SIP over
+//! WebSocket from the HTTP server for browser phones (RFC 7118); it refuses anything
 //! malformed, oversized or flooding before any business logic, authenticates with digest (MD5 and
 //! SHA-256, `qop=auth`, nonces bound to the source), and turns accepted REGISTERs into commands
 //! to the extension aggregate, answering only once their events are durable. SIP traffic itself
@@ -20,9 +21,9 @@
 //! - `calls`: calls between extensions as a B2BUA (INVITE authenticated with 407, routed by the
 //!   callee's state, each step a command to the call actor, the extensions told their part),
 //!   and click-to-call;
+//! - [`websocket`]: SIP over WebSocket, a connection the HTTP server upgrades
+//!   ([`WebSocketAcceptor`]);
 //! - `edge`: the running service ([`SipEdge`]); `stats`: the counters and summary line.
-//!
-//! Still to come on this edge: SIP over WebSocket on the HTTP port.
 
 pub mod accounts;
 mod auth;
@@ -31,11 +32,13 @@ mod calls;
 pub mod config;
 pub mod digest;
 mod edge;
+pub mod phone;
 pub mod ratelimit;
 mod registrar;
 pub mod sanity;
 mod stats;
 mod transport;
+pub mod websocket;
 
 use std::net::SocketAddr;
 
@@ -45,6 +48,7 @@ pub use config::{CallConfig, DigestConfig, FloodConfig, Limits, RegistrarConfig,
 pub use digest::{DigestAlgorithm, DigestSecrets, Ha1};
 pub use edge::{CallControl, Registries, SipEdge};
 pub use stats::{AuthOutcome, SecurityStats};
+pub use websocket::{WebSocketAcceptor, WebSocketRefused};
 
 /// Why the edge could not start.
 #[derive(Debug, thiserror::Error)]

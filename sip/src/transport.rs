@@ -1,18 +1,26 @@
-//! The rsipstack boundary: builds its transport layer (UDP and TCP listeners) and endpoint
-//! (transactions), and installs our ingress filters in the two hooks it offers, so nothing
-//! refused ever reaches its transaction layer. Everything that names rsipstack's transport and
-//! endpoint types lives here; when its API churns, this is the file that changes.
+//! The rsipstack boundary: builds its transport layer (UDP and TCP listeners, and SIP over
+//! WebSocket flows as channel connections) and endpoint (transactions), and installs our ingress
+//! filters in the two hooks it offers, so nothing refused ever reaches its transaction layer.
+//! Everything that names rsipstack's transport and endpoint types lives here; when its API
+//! churns, this is the file that changes.
 //!
 //! Ingress, in order:
 //! 1. UDP datagrams are read through [`GuardedUdp`], our socket wrapper: a banned source is
 //!    dropped, every datagram counts against its source's packet budget, and the raw bytes must
 //!    pass [`sanity::check_datagram`] before rsipstack parses them. TCP connections from a
 //!    banned source are refused at accept (the transport whitelist hook), and one address may
-//!    hold only so many at once.
+//!    hold only so many at once. A WebSocket [`Flow`] does the same per frame: its source's
+//!    budget, the raw checks, then the parse; its connection counts with the TCP ones.
 //! 2. Every parsed message passes [`Ingress`] (the transport-event inspector): TCP messages count
 //!    against the packet budget, requests must pass [`sanity::check_request`]; a refused one is
 //!    answered statelessly to the address it came from (never to a Via a spoofer chose) and
 //!    dropped before a transaction exists.
+//!
+//! A WebSocket flow is a `ChannelConnection` whose address is the browser's (`WS` or `WSS`):
+//! the transport layer caches it under that address, so a request to a contact registered over
+//! it (the registration remembers transport and source) goes down the same socket, and dialogs
+//! reuse it by flow affinity (RFC 7118 §5). rsipstack calls every channel "UDP";
+//! [`connection_transport`] gives its real transport.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,9 +32,11 @@ use rsipstack::platform::CancellationToken;
 use rsipstack::sip::{Header, Request, Response, SipMessage, StatusCode, Transport};
 use rsipstack::transaction::endpoint::{EndpointInnerRef, TransportEventInspector};
 use rsipstack::transaction::{EndpointBuilder, TransactionReceiver};
+use rsipstack::transport::channel::ChannelConnection;
+use rsipstack::transport::connection::{TransportReceiver, TransportSender};
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::{SipConnection, TransportEvent, TransportLayer};
+use rsipstack::transport::{SipAddr, SipConnection, TransportEvent, TransportLayer};
 
 use crate::SipError;
 use crate::auth::warning;
@@ -41,6 +51,8 @@ pub(crate) struct Stack {
     pub(crate) cancel: CancellationToken,
     pub(crate) udp: Option<SocketAddr>,
     pub(crate) tcp: Option<SocketAddr>,
+    /// Opens WebSocket flows into this stack.
+    pub(crate) flows: Arc<Flows>,
 }
 
 impl std::fmt::Debug for Stack {
@@ -64,7 +76,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Counts a packet from `ip`; false when it must be dropped.
-    fn admit(&self, ip: IpAddr) -> bool {
+    pub(crate) fn admit(&self, ip: IpAddr) -> bool {
         match self.guard.packet(ip, self.clock.now()) {
             Verdict::Pass => true,
             Verdict::Banned => {
@@ -82,7 +94,7 @@ impl Shared {
     }
 
     /// Counts a refused message from `ip` against its failure budget.
-    fn failed(&self, ip: IpAddr) {
+    pub(crate) fn failed(&self, ip: IpAddr) {
         if self.guard.failure(ip, self.clock.now()) == Verdict::NewlyBanned {
             self.stats.ban();
             tracing::warn!(target: "ledgerline::sip::security", source = %ip,
@@ -138,7 +150,7 @@ pub(crate) async fn start(
         .with_transport_layer(layer)
         .with_cancel_token(cancel.clone())
         .with_transport_inspector(Box::new(Ingress {
-            shared,
+            shared: shared.clone(),
             tcp_connections: Mutex::new(HashMap::new()),
         }))
         .build();
@@ -155,12 +167,19 @@ pub(crate) async fn start(
     if let Some(addr) = tcp {
         wait_until_listening(addr).await?;
     }
+    let flows = Arc::new(Flows {
+        endpoint: inner.clone(),
+        cancel: cancel.child_token(),
+        shared,
+        runtime: tokio::runtime::Handle::current(),
+    });
     Ok((
         Stack {
             endpoint: inner,
             cancel,
             udp,
             tcp,
+            flows,
         },
         incoming,
     ))
@@ -244,6 +263,172 @@ async fn wait_until_listening(addr: SocketAddr) -> Result<(), SipError> {
     })
 }
 
+/// Opens SIP over WebSocket flows into the stack.
+pub(crate) struct Flows {
+    endpoint: EndpointInnerRef,
+    cancel: CancellationToken,
+    shared: Arc<Shared>,
+    /// The edge's runtime: a flow's connection is served there, whichever HTTP worker upgraded
+    /// it.
+    runtime: tokio::runtime::Handle,
+}
+
+impl Flows {
+    /// Whether `ip` is banned now: its upgrade is refused, as a TCP connection is at accept.
+    pub(crate) fn is_banned(&self, ip: IpAddr) -> bool {
+        let banned = self.shared.guard.is_banned(ip, self.shared.clock.now());
+        if banned {
+            self.shared.stats.banned_drop();
+        }
+        banned
+    }
+
+    /// Whether the edge has stopped.
+    pub(crate) fn stopped(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Adds a flow from `peer` (over `WSS` when `secure`, else `WS`) to the transport layer:
+    /// what comes in, and what the stack sends down it.
+    pub(crate) async fn open(
+        &self,
+        peer: SocketAddr,
+        secure: bool,
+    ) -> Result<(Flow, Downstream), SipError> {
+        let transport = if secure {
+            Transport::Wss
+        } else {
+            Transport::Ws
+        };
+        let (to_stack, incoming) = tokio::sync::mpsc::unbounded_channel();
+        let (outgoing, from_stack) = tokio::sync::mpsc::unbounded_channel();
+        let addr = SipAddr {
+            r#type: Some(transport),
+            addr: peer.into(),
+        };
+        let closed = self.cancel.child_token();
+        let connection = ChannelConnection::create_connection(
+            incoming,
+            outgoing,
+            addr.clone(),
+            Some(closed.clone()),
+        )
+        .await
+        .map_err(|e| SipError::Stack(e.to_string()))?;
+        {
+            let _edge = self.runtime.enter();
+            self.endpoint
+                .transport_layer
+                .add_connection(connection.clone().into());
+        }
+        let flow = Flow {
+            connection,
+            addr,
+            peer,
+            to_stack,
+            shared: self.shared.clone(),
+            closed,
+        };
+        Ok((flow, Downstream(from_stack)))
+    }
+}
+
+/// One SIP over WebSocket connection as the stack sees it: frames in, messages out. Dropping it
+/// ends the connection in the stack (its serve loop sees the channel close).
+pub(crate) struct Flow {
+    connection: ChannelConnection,
+    addr: SipAddr,
+    peer: SocketAddr,
+    to_stack: TransportSender,
+    shared: Arc<Shared>,
+    closed: CancellationToken,
+}
+
+/// What the stack sends down a flow.
+pub(crate) struct Downstream(TransportReceiver);
+
+impl Downstream {
+    /// The next message, as text; `None` once the edge stopped.
+    pub(crate) async fn next(&mut self) -> Option<String> {
+        loop {
+            if let TransportEvent::Incoming(msg, _, _) = self.0.recv().await? {
+                return Some(msg.to_string());
+            }
+        }
+    }
+}
+
+/// What became of one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// Parsed and handed to the stack (which still runs the request checks).
+    Delivered,
+    /// A CRLF keep-alive: answer CRLF.
+    Keepalive,
+    /// Refused by the raw checks or the parser, counted; nothing is answered.
+    Refused,
+    /// The source is banned now, or the stack is gone: close the connection.
+    Close,
+}
+
+impl Flow {
+    /// Takes one frame (one whole SIP message, RFC 7118 §5): the source's packet budget, the
+    /// raw checks, the parse, then Via `received`/`rport` as for any stream.
+    pub(crate) fn receive(&self, bytes: &[u8]) -> Frame {
+        let shared = &self.shared;
+        let ip = self.peer.ip();
+        if !shared.admit(ip) {
+            return Frame::Close;
+        }
+        match sanity::check_datagram(bytes, &shared.limits) {
+            Ok(Datagram::Keepalive) => return Frame::Keepalive,
+            Ok(Datagram::Message) => {}
+            Err(kind) => {
+                shared.stats.reject(kind);
+                shared.failed(ip);
+                return Frame::Refused;
+            }
+        }
+        let transport = self.addr.r#type.unwrap_or(Transport::Ws);
+        let parsed = match SipMessage::try_from(bytes) {
+            Ok(m) => SipConnection::update_msg_received(m, self.peer, transport)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match parsed {
+            Ok(msg) => {
+                let event = TransportEvent::Incoming(
+                    msg,
+                    self.connection.clone().into(),
+                    self.addr.clone(),
+                );
+                if self.to_stack.send(event).is_err() {
+                    return Frame::Close;
+                }
+                Frame::Delivered
+            }
+            Err(e) => {
+                tracing::debug!(source = %self.peer, error = %e, "unparseable SIP over WebSocket");
+                shared.stats.reject(sanity::RejectKind::Malformed);
+                shared.failed(ip);
+                Frame::Refused
+            }
+        }
+    }
+
+    /// Cancelled when the edge refuses this flow, retires it, or stops.
+    pub(crate) fn closed(&self) -> CancellationToken {
+        self.closed.clone()
+    }
+}
+
+impl Drop for Flow {
+    fn drop(&mut self) {
+        // Dialogs stop choosing it at once (flow affinity checks the token).
+        self.closed.cancel();
+    }
+}
+
 /// The UDP socket as rsipstack reads it: datagrams that fail the pre-parse checks never
 /// surface.
 struct GuardedUdp {
@@ -317,14 +502,18 @@ impl Ingress {
         let Ok(source) = from.get_socketaddr() else {
             return None;
         };
-        // UDP datagrams were counted by the socket wrapper.
-        if connection.is_reliable() && !shared.admit(source.ip()) {
+        // UDP datagrams were counted by the socket wrapper, WebSocket frames by their flow.
+        let counted = matches!(
+            connection,
+            SipConnection::Udp(_) | SipConnection::Channel(_)
+        );
+        if !counted && !shared.admit(source.ip()) {
             return None;
         }
         let SipMessage::Request(req) = msg else {
             return Some(TransportEvent::Incoming(msg, connection, from));
         };
-        match sanity::check_request(&req, connection.transport(), &shared.limits) {
+        match sanity::check_request(&req, connection_transport(&connection), &shared.limits) {
             Ok(()) => Some(TransportEvent::Incoming(
                 SipMessage::Request(req),
                 connection,
@@ -368,9 +557,7 @@ impl TransportEventInspector for Ingress {
                     if admitted {
                         self.shared.stats.tcp_refused();
                     }
-                    if let Err(e) = connection.close().await {
-                        tracing::debug!(%ip, error = %e, "closing a refused connection");
-                    }
+                    close(&connection).await;
                 }
                 Some(TransportEvent::New(connection))
             }
@@ -387,6 +574,18 @@ impl TransportEventInspector for Ingress {
                 Some(TransportEvent::Closed(connection))
             }
         }
+    }
+}
+
+/// Closes a connection the edge refuses. A WebSocket flow ends when its token is cancelled.
+async fn close(connection: &SipConnection) {
+    if let SipConnection::Channel(_) = connection {
+        if let Some(token) = connection.cancel_token() {
+            token.cancel();
+        }
+    } else if let Err(e) = connection.close().await {
+        tracing::debug!(remote = ?connection.get_remote_addr(), error = %e,
+            "closing a refused connection");
     }
 }
 
@@ -431,6 +630,15 @@ fn stateless_response(req: &Request, rejection: &Rejection, user_agent: &str) ->
         version: rsipstack::sip::Version::V2,
         headers,
         body: Vec::new(),
+    }
+}
+
+/// The transport a message on `connection` came over. rsipstack reports every channel connection
+/// as UDP; ours are WebSocket flows, whose address carries `WS` or `WSS`.
+pub(crate) fn connection_transport(connection: &SipConnection) -> Transport {
+    match connection {
+        SipConnection::Channel(channel) => channel.get_addr().r#type.unwrap_or(Transport::Ws),
+        other => other.transport(),
     }
 }
 

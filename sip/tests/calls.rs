@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Harness, Peer, Secrets, call_streams, config, free_port, lines_of, parts_of, sipp_uac,
-    sipp_uac_with, sipp_uas, start, types_of,
+    Harness, Peer, Secrets, call_streams, config, free_port, lines_of, panel_story, parts_of,
+    sipp_uac, sipp_uac_with, sipp_uas, start, types_of,
 };
 use engine::extension::ExtensionCommand;
 use events::ids::PhoneNumber;
@@ -116,6 +116,24 @@ async fn a_call_answered_and_hung_up_by_the_caller() {
     assert_eq!(
         lines_of(&events, "1003"),
         vec![LineState::Ringing, LineState::OnCall, LineState::Idle]
+    );
+    assert_eq!(
+        panel_story(&h, &call, "1002").await,
+        [
+            "Available []",
+            "Calling [Outbound Calling 1003]",
+            "OnCall [Outbound Talking 1003]",
+            "Available []"
+        ]
+    );
+    assert_eq!(
+        panel_story(&h, &call, "1003").await,
+        [
+            "Available []",
+            "Calling [Inbound Ringing 1002]",
+            "OnCall [Inbound Talking 1002]",
+            "Available []"
+        ]
     );
 }
 
@@ -257,6 +275,16 @@ async fn a_callee_in_dnd_is_busy_and_never_rung() {
     assert_eq!(
         lines_of(&events, "1002"),
         vec![LineState::Calling, LineState::Idle]
+    );
+    // The panel shows 1003 busy (DND) throughout; it never rang.
+    assert_eq!(panel_story(&h, &call, "1003").await, ["Busy []"]);
+    assert_eq!(
+        panel_story(&h, &call, "1002").await,
+        [
+            "Available []",
+            "Calling [Outbound Calling 1003]",
+            "Available []"
+        ]
     );
 }
 
@@ -425,6 +453,22 @@ async fn the_caller_cancels_while_it_rings() {
         lines_of(&events, "1002"),
         vec![LineState::Calling, LineState::Idle]
     );
+    assert_eq!(
+        panel_story(&h, &call, "1002").await,
+        [
+            "Available []",
+            "Calling [Outbound Calling 1003]",
+            "Available []"
+        ]
+    );
+    assert_eq!(
+        panel_story(&h, &call, "1003").await,
+        [
+            "Available []",
+            "Calling [Inbound Ringing 1002]",
+            "Available []"
+        ]
+    );
 }
 
 #[actix::test]
@@ -471,6 +515,17 @@ async fn hold_and_resume_by_re_invite_are_relayed_and_recorded() {
     assert_eq!(
         lines_of(&events, "1003"),
         vec![LineState::Ringing, LineState::OnCall, LineState::Idle]
+    );
+    assert_eq!(
+        panel_story(&h, &call, "1002").await,
+        [
+            "Available []",
+            "Calling [Outbound Calling 1003]",
+            "OnCall [Outbound Talking 1003]",
+            "OnCall [Outbound Held 1003]",
+            "OnCall [Outbound Talking 1003]",
+            "Available []"
+        ]
     );
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::Duration;
-use common::{Secrets, config, ext_stream, free_port, sipp, start, t0};
+use common::{Secrets, config, ext_stream, free_port, panel_story, sipp, start, t0};
 use events::ids::{DeviceContactId, ExtensionNumber};
 use events::model::{DeviceState, ExtensionEvent, LineState, Transport, UnregisterReason};
 use sip::{AuthOutcome, DigestAlgorithm};
@@ -225,11 +225,16 @@ async fn unregistering_every_binding_takes_the_line_offline() {
             },
         ),
         (
-            stream,
+            stream.clone(),
             line("1004", LineState::Offline, DeviceState::Unavailable),
         ),
     ]);
     assert_eq!(written, expected);
+    // The panel card: offline until the phone registered, online, offline again.
+    assert_eq!(
+        panel_story(&h, &stream, "1004").await,
+        ["Offline []", "Available []", "Offline []"]
+    );
 }
 
 #[actix::test]

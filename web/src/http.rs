@@ -1,5 +1,5 @@
-//! The HTTP face of the engine: `GET /health`, which proves the log answers and says which
-//! tenants the directory holds, and the call panel ([`panel`]): its pages, API, CDR exports and
+//! The HTTP face of the engine: `GET /health`, which proves the log answers (and shows an
+//! administrator their tenants), and the call panel ([`panel`]): its pages, API, CDR exports and
 //! websocket. Every response carries the security headers ([`security_headers`]: a content
 //! security policy without inline script, no framing, no sniffing, no referrer).
 
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{App, HttpResponse, HttpServer, get, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, get, web};
 use anyhow::Context;
 use engine::runtime::Engine;
 use events::ids::{CallId, ExtensionNumber, PhoneNumber, TenantId, UserId};
@@ -33,8 +33,10 @@ struct Health {
     head: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    /// The directory as the engine holds it.
-    tenants: Vec<TenantHealth>,
+    /// The tenants the asking administrator administers, as the engine holds them; absent for
+    /// anyone else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenants: Option<Vec<TenantHealth>>,
 }
 
 /// One tenant of the directory, counted (no names of people, no secrets).
@@ -49,12 +51,10 @@ struct TenantHealth {
     departments: usize,
 }
 
-fn tenants(engine: &Engine) -> Vec<TenantHealth> {
-    engine
-        .tenants()
-        .into_iter()
+fn tenants(engine: &Engine, only: &[TenantId]) -> Vec<TenantHealth> {
+    only.iter()
         .filter_map(|tenant| {
-            engine.read_directory(&tenant, |d| TenantHealth {
+            engine.read_directory(tenant, |d| TenantHealth {
                 id: tenant.to_string(),
                 name: d.tenant().map(|t| t.name.clone()).unwrap_or_default(),
                 suspended: d.is_suspended(),
@@ -70,18 +70,28 @@ fn tenants(engine: &Engine) -> Vec<TenantHealth> {
         .collect()
 }
 
+/// `GET /health`: whether the log answers (status, store, head) for anyone — a load balancer
+/// or a monitor; with an administrator's HTTP Basic credentials also their tenants, counted.
 #[get("/health")]
-async fn health(log: web::Data<Arc<dyn EventLog>>, engine: web::Data<Engine>) -> HttpResponse {
+async fn health(
+    req: HttpRequest,
+    log: web::Data<Arc<dyn EventLog>>,
+    engine: web::Data<Engine>,
+    panel: web::Data<PanelState>,
+) -> Result<HttpResponse, panel::ApiError> {
+    let tenants = panel::auth::administered_tenants(&req, &panel)
+        .await?
+        .map(|only| tenants(&engine, &only));
     let store = log.describe();
     let version = env!("CARGO_PKG_VERSION");
-    match log.head().await {
+    Ok(match log.head().await {
         Ok(head) => HttpResponse::Ok().json(Health {
             status: "ok",
             version,
             store,
             head: Some(head.0),
             error: None,
-            tenants: tenants(&engine),
+            tenants,
         }),
         Err(e) => HttpResponse::ServiceUnavailable().json(Health {
             status: "unavailable",
@@ -89,9 +99,9 @@ async fn health(log: web::Data<Arc<dyn EventLog>>, engine: web::Data<Engine>) ->
             store,
             head: None,
             error: Some(e.to_string()),
-            tenants: tenants(&engine),
+            tenants,
         }),
-    }
+    })
 }
 
 /// The headers every response carries (a handler's own value wins).
@@ -161,6 +171,8 @@ pub(crate) struct Site {
     pub(crate) data_dir: PathBuf,
     /// Click-to-call, when a SIP edge runs.
     pub(crate) click_to_call: Option<Arc<dyn ClickToCall>>,
+    /// SIP over WebSocket on `GET /sip`, when a SIP edge runs.
+    pub(crate) sip_websocket: Option<sip::WebSocketAcceptor>,
 }
 
 impl Site {
@@ -170,8 +182,22 @@ impl Site {
             cdrs: projections.cdrs.clone(),
             data_dir,
             click_to_call: None,
+            sip_websocket: None,
         }
     }
+}
+
+/// `GET /sip`: SIP over WebSocket (RFC 7118, subprotocol `sip`) for browser phones, into the SIP
+/// edge. The handshake needs this server's own `Origin`, as the panel's socket does.
+async fn sip_socket(
+    req: HttpRequest,
+    body: web::Payload,
+    acceptor: web::Data<sip::WebSocketAcceptor>,
+) -> Result<HttpResponse, panel::ApiError> {
+    panel::csrf::check_websocket_origin(&req)?;
+    acceptor
+        .upgrade(&req, body)
+        .map_err(|e| panel::ApiError::new(e.status(), e.code(), e.to_string()))
 }
 
 /// The log's identity for the panel protocol: the id of its first event.
@@ -225,6 +251,7 @@ pub(crate) async fn serve(
     });
     let data = web::Data::new(log);
     let engine = web::Data::new(engine);
+    let sip_websocket = site.sip_websocket.map(web::Data::new);
     let served = HttpServer::new(move || {
         App::new()
             .wrap(security_headers())
@@ -233,6 +260,12 @@ pub(crate) async fn serve(
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(64 * 1024))
             .service(health)
+            .configure(|cfg| {
+                if let Some(acceptor) = &sip_websocket {
+                    cfg.app_data(acceptor.clone())
+                        .route("/sip", web::get().to(sip_socket));
+                }
+            })
             .configure(panel::configure)
     })
     .shutdown_timeout(3)

@@ -1,6 +1,7 @@
 //! The `ledgerline` binary: the composition root. It parses the command line, opens the event
 //! log chosen by `--store` (the embedded SQLite file in the data directory by default), and runs
-//! the chosen command: `serve` (the default) answers HTTP, `bench log` measures the log.
+//! the chosen command: `serve` (the default) answers HTTP, `demo` does the same with simulated
+//! phones calling each other, `bench log` measures the log.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use events::{StoreOptions, StoreUrl};
 use tracing_subscriber::EnvFilter;
 
 mod bench;
+mod demo;
 mod http;
 mod panel;
 mod replay;
@@ -48,6 +50,14 @@ struct Cli {
 enum Command {
     /// Open the log and serve HTTP (the default command).
     Serve(ServeArgs),
+    /// Serve as `serve` does, with simulated phones (real SIP user agents on loopback) that
+    /// register, call, hold, hang up and change presence, so the panel shows life.
+    Demo {
+        #[command(flatten)]
+        serve: ServeArgs,
+        #[command(flatten)]
+        demo: demo::DemoArgs,
+    },
     /// Write every event of the store, in order, as JSON lines (portable between stores).
     Export(transfer::ExportArgs),
     /// Append an exported log to an empty store.
@@ -116,7 +126,10 @@ fn run() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     match &cli.command {
         Some(Command::Bench { what }) => runtime.block_on(bench::run(&cli, what)),
-        Some(Command::Serve(args)) => runtime.block_on(serve(&cli, args)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(&cli, args, None)),
+        Some(Command::Demo { serve: args, demo }) => {
+            runtime.block_on(serve(&cli, args, Some(demo)))
+        }
         Some(Command::Simulate(args)) => simulate::run(args),
         Some(Command::Export(args)) => {
             runtime.block_on(async { transfer::export(open_store(&cli).await?, args).await })
@@ -125,7 +138,7 @@ fn run() -> anyhow::Result<()> {
             runtime.block_on(async { transfer::import(open_store(&cli).await?, args).await })
         }
         Some(Command::Replay(args)) => replay::run(args),
-        None => runtime.block_on(serve(&cli, &ServeArgs::parse_from(["serve"]))),
+        None => runtime.block_on(serve(&cli, &ServeArgs::parse_from(["serve"]), None)),
     }
 }
 
@@ -153,7 +166,9 @@ async fn open_store(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn events::Even
         .with_context(|| format!("opening the event log {url}"))
 }
 
-async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
+/// Runs the server until it is stopped (Ctrl-C); with `demo`, simulated phones too, which end
+/// their calls and unregister before the engine stops.
+async fn serve(cli: &Cli, args: &ServeArgs, demo: Option<&demo::DemoArgs>) -> anyhow::Result<()> {
     let http = args.http;
     use engine::directory::{config, demo};
     use engine::runtime::{Engine, EngineConfig};
@@ -164,6 +179,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         Some(path) => (config::load_file(path)?, false),
         None => (demo::demo_directory()?, true),
     };
+    let queues = crate::demo::Queues::of(&loaded);
     let accounts = std::sync::Arc::new(sip::StaticAccounts::from_directory(&loaded.tenants));
     let log = open_store(cli).await?;
     let (engine, engine_thread) = Engine::start_on_own_thread(
@@ -199,7 +215,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         bind: args.sip,
         ..sip::SipConfig::default()
     };
-    let edge = sip::SipEdge::start(sip_config, sip::Registries::from(&engine), accounts)
+    let edge = sip::SipEdge::start(sip_config, sip::Registries::from(&engine), accounts.clone())
         .await
         .with_context(|| format!("starting the SIP edge on {}", args.sip))?;
     let sip_at = edge.udp_addr().unwrap_or(args.sip);
@@ -210,7 +226,29 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     println!("  panel      http://{http}/  (health: http://{http}/health)");
     let mut site = http::Site::new(&projections, cli.data_dir.clone());
     site.click_to_call = Some(std::sync::Arc::new(edge.call_control()));
+    site.sip_websocket = Some(edge.websocket());
+    let phones = match demo {
+        Some(args) => Some(
+            crate::demo::start(
+                args,
+                crate::demo::Server {
+                    engine: &engine,
+                    accounts: accounts.as_ref(),
+                    log: log.clone(),
+                    sip: sip_at,
+                    http,
+                    queues,
+                },
+            )
+            .await
+            .context("starting the demo phones")?,
+        ),
+        None => None,
+    };
     let served = http::serve(log, engine.clone(), site, http).await;
+    if let Some(phones) = phones {
+        phones.stop().await;
+    }
     if let Err(e) = projections.stop().await {
         tracing::warn!(error = %e, "the projections stopped with an error");
     }

@@ -3,7 +3,9 @@
 //! sign-out (its sockets closed), CSRF and cross-site checks on every state-changing request,
 //! the websocket's Origin check and protocol version, and the protocol's continuity — a
 //! reconnect with a position gets exactly the missed changes, also after a server restart,
-//! and heartbeats carry the position on.
+//! and heartbeats carry the position on; a browser closed for good counts as signing out (after
+//! a grace period); failed sign-ins stop the guesser's address, never the name's owner;
+//! `/health` details are for administrators, whose accounts are never panel cards.
 
 mod common;
 mod panel_support;
@@ -426,5 +428,275 @@ async fn a_reconnect_continues_from_its_position_even_across_a_restart() {
     assert_eq!(
         view.cards, check.cards,
         "the continued view equals a fresh snapshot"
+    );
+}
+
+/// The presence state on `user`'s own card, as `http` (their session) reads it.
+async fn own_presence(http: &Http, user: &str) -> Value {
+    let r = http
+        .get(&format!("/api/v1/panel/users/{user}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["presence"]["state"].clone()
+}
+
+/// Waits up to `within` for `user`'s presence to be `want`.
+async fn presence_becomes(http: &Http, user: &str, want: &str, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let now = own_presence(http, user).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{user}'s presence is {now}, not {want}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// 1001's hooks (demo): on login "available", on browser close or logout "unavailable". With a
+/// one-second grace period: a reload and a second tab change nothing, the last socket closed for
+/// good sets "unavailable" after the grace period, and coming back sets "available" again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_browser_counts_as_signing_out_after_a_grace_period() {
+    const GRACE: Duration = Duration::from_secs(1);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = Server::start_with_env(
+        dir.path(),
+        None,
+        port,
+        &[],
+        &[("LEDGERLINE_PANEL_LOGOUT_GRACE", "1")],
+    )
+    .await;
+    let o = origin(port);
+    let http = signed_in(port).await;
+    presence_becomes(&http, "1001", "available", WAIT).await;
+    let open = || async {
+        let mut ws = Socket::open(&http, "v=1", Some(&o)).await.expect("opens");
+        assert_eq!(ws.next(WAIT).await.unwrap()["type"], "snapshot");
+        ws
+    };
+
+    // A reload: the socket closes and another opens at once. Nothing happens.
+    open().await.close().await;
+    let tab = open().await;
+    tokio::time::sleep(GRACE * 3).await;
+    assert_eq!(own_presence(&http, "1001").await, "available", "a reload");
+
+    // A second tab closes: the first is still open. Nothing happens.
+    open().await.close().await;
+    tokio::time::sleep(GRACE * 3).await;
+    assert_eq!(
+        own_presence(&http, "1001").await,
+        "available",
+        "one tab left"
+    );
+
+    // The last tab closes: within the grace period nothing, then the logout hook.
+    tab.close().await;
+    tokio::time::sleep(GRACE / 4).await;
+    assert_eq!(
+        own_presence(&http, "1001").await,
+        "available",
+        "grace period"
+    );
+    presence_becomes(&http, "1001", "unavailable", WAIT).await;
+
+    // Back (the session is still valid): the login hook, as a sign-in.
+    let tab = open().await;
+    presence_becomes(&http, "1001", "available", WAIT).await;
+
+    // A socket the browser lost without a word (no close frame) counts too.
+    drop(tab);
+    presence_becomes(&http, "1001", "unavailable", WAIT).await;
+
+    // Signing in again within the grace period of a departure cancels it.
+    let tab = open().await;
+    presence_becomes(&http, "1001", "available", WAIT).await;
+    tab.close().await;
+    tokio::time::sleep(GRACE / 5).await;
+    let mut again = Http::new(port);
+    assert_eq!(again.login("1001", "demo-1001").await.status, 200);
+    tokio::time::sleep(GRACE * 3).await;
+    assert_eq!(
+        own_presence(&again, "1001").await,
+        "available",
+        "signed in again"
+    );
+}
+
+/// Someone failing on purpose for a name is stopped — from their address — while the name's
+/// owner, from another address, still signs in (a little later); an address spraying names is
+/// stopped for every name, and nobody else is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_a_name_locks_out_the_guesser_never_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = Server::start(dir.path(), None, port).await;
+    let guesser: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let owner: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    let sprayer: std::net::IpAddr = "127.0.0.4".parse().unwrap();
+
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            Http::from_address(port, guesser)
+                .login("1011", "guess")
+                .await
+                .status,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    let r = Http::from_address(port, guesser)
+        .login("1011", "demo-1011")
+        .await;
+    assert_eq!(
+        r.status, 429,
+        "the guesser's address stays locked for this name"
+    );
+    assert!(r.body.contains("from your address"), "{}", r.body);
+    // Another form of the same name is the same account.
+    assert_eq!(
+        Http::from_address(port, guesser)
+            .login("1011@acme", "guess")
+            .await
+            .status,
+        429
+    );
+
+    // The owner, elsewhere: signed in, held back a little (five failures: a second).
+    let started = std::time::Instant::now();
+    let r = Http::from_address(port, owner)
+        .login("1011", "demo-1011")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "slowed down: {:?}",
+        started.elapsed()
+    );
+    // The owner's success does not unlock the guesser.
+    assert_eq!(
+        Http::from_address(port, guesser)
+            .login("1011", "demo-1011")
+            .await
+            .status,
+        429
+    );
+
+    // An address trying many names is stopped for all of them, even with a right password.
+    for i in 0..20 {
+        let r = Http::from_address(port, sprayer)
+            .login(&format!("10{:02}", i % 13), "guess")
+            .await;
+        assert_eq!(r.status, 401, "attempt {i}: {}", r.body);
+    }
+    let r = Http::from_address(port, sprayer)
+        .login("1001", "demo-1001")
+        .await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    // HTTP Basic counts the same.
+    let mut api = Http::basic(port, "1006", "demo-1006");
+    api.source = Some(sprayer);
+    assert_eq!(api.get("/api/v1/me").await.unwrap().status, 429);
+    // Everyone else signs in as usual.
+    assert_eq!(Http::new(port).login("1001", "demo-1001").await.status, 200);
+}
+
+/// `/health` tells anyone whether the log answers; only an administrator (HTTP Basic) sees
+/// their tenant's details. The administrator's account, though in management, is on no card
+/// and in no counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_details_are_for_administrators_and_administrators_are_not_cards() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = Server::start(dir.path(), None, port).await;
+
+    let r = Http::new(port).get("/health").await.unwrap();
+    assert_eq!(r.status, 200);
+    let health = r.json();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(health["head"].as_u64().is_some_and(|h| h > 0), "{health}");
+    assert!(health["store"].is_string(), "{health}");
+    assert!(
+        health.get("tenants").is_none(),
+        "no tenants for anyone: {health}"
+    );
+    assert!(
+        !r.body.contains("acme") && !r.body.contains("Acme"),
+        "{}",
+        r.body
+    );
+
+    let r = Http::basic(port, "admin", "demo-admin")
+        .get("/health")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tenants = r.json()["tenants"].clone();
+    assert_eq!(tenants.as_array().map(Vec::len), Some(1), "{tenants}");
+    assert_eq!(tenants[0]["id"], "acme");
+    assert_eq!(tenants[0]["users"], 13);
+    assert_eq!(tenants[0]["extensions"], 12);
+    let r = Http::basic(port, "admin", "wrong")
+        .get("/health")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = Http::basic(port, "1001", "demo-1001")
+        .get("/health")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "a user is no administrator: {}", r.body);
+    assert!(!r.body.contains("acme"), "{}", r.body);
+
+    // The supervisor watches management: 1011 and 1012, not the administrator.
+    let mut supervisor = Http::new(port);
+    assert_eq!(supervisor.login("1011", "demo-1011").await.status, 200);
+    let panel = supervisor.get("/api/v1/panel").await.unwrap().json();
+    let users: Vec<&str> = panel["snapshot"]["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["department"] == "management")
+        .map(|c| c["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["1011", "1012"], "{panel}");
+    let management = panel["snapshot"]["departments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["department"] == "management")
+        .unwrap()
+        .clone();
+    assert_eq!(management["total"], 2, "{management}");
+    assert!(!panel.to_string().contains("Acme administrator"), "{panel}");
+    assert_eq!(
+        supervisor
+            .get("/api/v1/panel/users/admin")
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+    assert_eq!(
+        supervisor
+            .post("/api/v1/pinned", &json!({ "user": "admin" }))
+            .await
+            .status,
+        404
+    );
+    let mut ws = Socket::open(&supervisor, "v=1", Some(&origin(port)))
+        .await
+        .unwrap();
+    let snapshot = ws.next(WAIT).await.unwrap();
+    assert!(
+        !snapshot.to_string().contains("Acme administrator"),
+        "{snapshot}"
     );
 }

@@ -2,7 +2,8 @@
 //! extension, call and voicemail events.
 //!
 //! Per tenant it keeps the users (from `UserCreated` and `ExtensionProvisioned`; renames,
-//! department and extension moves, deletion), the departments (declared ones and any a user is
+//! department, extension and role changes, deletion; only user-level accounts are on cards and
+//! counters, never an administrator's account), the departments (declared ones and any a user is
 //! in) with their counters — total users, online (a registered line), offline, on a call (a line
 //! that is on a call or holding one) — maintained incrementally, the lines of the extensions
 //! (registrations, line and device state, presence, DND), the voicemail boxes' message counts,
@@ -361,10 +362,22 @@ impl Hasher for DigestHasher {
     }
 }
 
+impl UserEntry {
+    /// The department whose cards and counters show this user: user-level accounts only. An
+    /// administrator's account sits in a department for the directory's sake, not the panel's.
+    /// (A user known only from their provisioned extension is user-level: only those have
+    /// extensions.)
+    fn panel_department(&self) -> Option<&DepartmentId> {
+        self.department
+            .as_ref()
+            .filter(|_| self.role.is_none_or(|r| r == UserRole::User))
+    }
+}
+
 impl TenantPanel {
     fn contribution(&self, user: &UserId) -> Option<Contribution> {
         let entry = self.users.get(user)?;
-        let department = entry.department.clone()?;
+        let department = entry.panel_department()?.clone();
         let line = entry.extension.as_ref().and_then(|e| self.lines.get(e));
         let state = line.map_or(LineState::Offline, |l| l.state);
         Some(Contribution {

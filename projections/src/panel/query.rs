@@ -38,8 +38,8 @@ pub struct UserCard {
     pub changed_at: GlobalPosition,
 }
 
-/// The status icon of a card: the line first (offline, on a call, ringing or calling), then
-/// the presence the user chose.
+/// The status icon of a card: its calls first (one talking or held: on a call; otherwise any:
+/// calling), then an offline line, then the presence the user chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CardStatus {
@@ -294,7 +294,20 @@ impl PanelView {
         Some(self.render(t, user, e))
     }
 
-    /// How many cards `tenant` has, over all departments.
+    /// `user`'s card if a viewer of `departments` may see it (the same rule as snapshots and
+    /// deltas); `None` otherwise, whether or not the user exists.
+    pub fn card_for(
+        &self,
+        tenant: &TenantId,
+        departments: &BTreeSet<DepartmentId>,
+        user: &UserId,
+    ) -> Option<UserCard> {
+        let t = self.tenants.get(tenant)?;
+        let e = t.users.get(user).filter(|e| visible(e, departments))?;
+        Some(self.render(t, user, e))
+    }
+
+    /// How many users of `tenant` the view knows, over all departments.
     pub fn user_count(&self, tenant: &TenantId) -> usize {
         self.tenants.get(tenant).map_or(0, |t| t.users.len())
     }
@@ -322,23 +335,6 @@ impl PanelView {
             });
         let dnd = line.is_some_and(|l| l.dnd);
         let state = line.map_or(LineState::Offline, |l| l.state);
-        let status = match state {
-            LineState::Offline => CardStatus::Offline,
-            LineState::OnCall | LineState::OnHold => CardStatus::OnCall,
-            LineState::Ringing | LineState::Calling => CardStatus::Calling,
-            LineState::Idle => match presence.as_ref().map(|p| p.state_type) {
-                _ if dnd => CardStatus::Busy,
-                Some(PresenceStateType::Dnd) => CardStatus::Busy,
-                Some(
-                    PresenceStateType::Away
-                    | PresenceStateType::ExtendedAway
-                    | PresenceStateType::Unavailable,
-                ) => CardStatus::Away,
-                Some(PresenceStateType::Available | PresenceStateType::Chat) | None => {
-                    CardStatus::Available
-                }
-            },
-        };
         let mut calls: Vec<ActiveCall> = e
             .calls
             .iter()
@@ -349,6 +345,33 @@ impl PanelView {
             })
             .collect();
         calls.sort_by_key(|a| (a.started_at, a.call));
+        // The calls decide the icon while there are any: the line state comes from the
+        // extension's stream, which learns of a call a few events after the call's own stream,
+        // and the card must never show "available" beside a ringing call (nor "on a call" once
+        // the call has ended).
+        let status = if calls
+            .iter()
+            .any(|c| matches!(c.state, ActiveCallState::Talking | ActiveCallState::Held))
+        {
+            CardStatus::OnCall
+        } else if !calls.is_empty() {
+            CardStatus::Calling
+        } else if state == LineState::Offline {
+            CardStatus::Offline
+        } else {
+            match presence.as_ref().map(|p| p.state_type) {
+                _ if dnd => CardStatus::Busy,
+                Some(PresenceStateType::Dnd) => CardStatus::Busy,
+                Some(
+                    PresenceStateType::Away
+                    | PresenceStateType::ExtendedAway
+                    | PresenceStateType::Unavailable,
+                ) => CardStatus::Away,
+                Some(PresenceStateType::Available | PresenceStateType::Chat) | None => {
+                    CardStatus::Available
+                }
+            }
+        };
         UserCard {
             user: user.clone(),
             name: e.name.clone(),
@@ -374,9 +397,9 @@ impl PanelView {
     }
 }
 
+/// Whether a viewer of `departments` sees `e`'s card (administrators' accounts: never).
 fn visible(e: &UserEntry, departments: &BTreeSet<DepartmentId>) -> bool {
-    e.department
-        .as_ref()
+    e.panel_department()
         .is_some_and(|d| departments.contains(d))
 }
 

@@ -566,6 +566,81 @@ fn deltas_carry_what_changed_for_the_viewer_only() {
 }
 
 #[test]
+fn administrators_are_never_cards_nor_counted() {
+    let mut s = office();
+    let dir = s.directory();
+    // The client's administrator, in management like the demo's: a directory entry with an
+    // extension number, never a panel user.
+    s.push(
+        &dir,
+        D::UserCreated {
+            user: user("admin"),
+            display_name: "Acme administrator".into(),
+            extension: ext("1000"),
+            department: dept("management"),
+            profile: events::ids::ProfileId::parse("basic").unwrap(),
+            role: UserRole::ClientAdmin,
+            email: None,
+        },
+    );
+    let view = build(&s);
+    let management = departments(&["management"]);
+    let snapshot = view.snapshot_for(&acme(), &management);
+    let users: Vec<_> = snapshot.users.iter().map(|c| c.user.clone()).collect();
+    assert_eq!(
+        users,
+        vec![user("1011")],
+        "Carla only, not the administrator"
+    );
+    assert_eq!(
+        snapshot.departments[0].total, 1,
+        "{:?}",
+        snapshot.departments
+    );
+    assert!(
+        view.card_for(&acme(), &management, &user("admin"))
+            .is_none()
+    );
+    assert!(view.card_for(&acme(), &management, &user("1011")).is_some());
+    assert!(
+        view.card_for(&acme(), &departments(&["sales"]), &user("1011"))
+            .is_none(),
+        "card_for follows the viewer's departments"
+    );
+
+    // Made a user: on the panel from then on, through a delta; an administrator again: off.
+    let p = view.position();
+    s.push(
+        &dir,
+        D::UserRoleChanged {
+            user: user("admin"),
+            role: UserRole::User,
+            previous: UserRole::ClientAdmin,
+        },
+    );
+    let view = build(&s);
+    let delta = view.deltas_since(&acme(), &management, p).unwrap();
+    assert_eq!(delta.users.len(), 1);
+    assert_eq!(delta.users[0].user, user("admin"));
+    assert_eq!(delta.departments[0].total, 2);
+    let p = view.position();
+    s.push(
+        &dir,
+        D::UserRoleChanged {
+            user: user("admin"),
+            role: UserRole::ResellerAdmin,
+            previous: UserRole::User,
+        },
+    );
+    let view = build(&s);
+    let delta = view.deltas_since(&acme(), &management, p).unwrap();
+    assert!(delta.users.is_empty());
+    assert_eq!(delta.removed_users, vec![user("admin")]);
+    assert_eq!(delta.departments[0].total, 1);
+    assert_eq!(view.snapshot_for(&acme(), &management).users.len(), 1);
+}
+
+#[test]
 fn a_retired_extension_takes_its_directoryless_user_along() {
     let mut s = Script::new("acme");
     let es = s.ext_stream("2001");

@@ -1014,3 +1014,49 @@ pub(crate) async fn sipp_uas_many(scenario_name: &str, port: u16, calls: u32) ->
         what: format!("UAS {scenario_name} on {port} (many calls)"),
     }
 }
+
+/// What the panel projection showed on `user`'s card from the first event of stream `from` on
+/// (a call, or an extension for its whole life): each
+/// distinct rendering, in order, as `"<status> [<side> <state> <peer extension>, ...]"`. The
+/// projection folds the whole log (directory, registrations, calls) exactly as the panel's does.
+pub(crate) async fn panel_story(h: &Harness, from: &StreamId, user: &str) -> Vec<String> {
+    use projections::panel::PanelView;
+    let user = events::ids::UserId::parse(user).unwrap();
+    let mut view = PanelView::new();
+    let mut story: Vec<String> = Vec::new();
+    let mut recording = false;
+    let mut after = GlobalPosition::START;
+    loop {
+        let stored = h.log.read_all(after, 10_000).await.unwrap();
+        let Some(last) = stored.last() else {
+            return story;
+        };
+        after = last.position;
+        for s in &stored {
+            let recorded = codec::decode(s).unwrap();
+            recording |= recorded.stream == *from;
+            view.apply(&recorded);
+            if !recording {
+                continue;
+            }
+            let card = view.card(&acme(), &user).expect("the user has a card");
+            let calls: Vec<String> = card
+                .calls
+                .iter()
+                .map(|c| {
+                    let peer = c.peer.extension.as_ref().map(|e| e.to_string());
+                    format!(
+                        "{:?} {:?} {}",
+                        c.direction,
+                        c.state,
+                        peer.unwrap_or_default()
+                    )
+                })
+                .collect();
+            let shown = format!("{:?} [{}]", card.status, calls.join(", "));
+            if story.last() != Some(&shown) {
+                story.push(shown);
+            }
+        }
+    }
+}

@@ -95,9 +95,8 @@ fn visible_user(state: &PanelState, viewer: &Viewer, id: &str) -> Result<UserId,
     let visible = state
         .panel
         .read()
-        .card(&viewer.tenant, &user)
-        .and_then(|c| c.department)
-        .is_some_and(|d| departments.contains(&d));
+        .card_for(&viewer.tenant, departments, &user)
+        .is_some();
     if visible { Ok(user) } else { Err(missing()) }
 }
 

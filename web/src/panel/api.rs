@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::actions::{self, Action};
 use super::auth::{self, Viewer};
-use super::hub::Hub;
+use super::hub::{Hub, visible_pinned};
 use super::protocol::{ServerFrame, Stats, VERSION};
 use super::{ApiError, PanelState};
 
@@ -62,16 +62,12 @@ pub(crate) fn snapshot_json(
     let view = state.panel.read();
     let snapshot = view.snapshot_for(&viewer.tenant, departments);
     let me = view.card(&viewer.tenant, &viewer.user);
-    let pinned: Vec<UserId> = state
-        .watchlists
-        .pinned_users(&viewer.tenant, &viewer.user)
-        .into_iter()
-        .filter(|u| {
-            view.card(&viewer.tenant, u)
-                .and_then(|c| c.department)
-                .is_some_and(|d| departments.contains(&d))
-        })
-        .collect();
+    let pinned = visible_pinned(
+        &view,
+        &viewer.tenant,
+        departments,
+        state.watchlists.pinned_users(&viewer.tenant, &viewer.user),
+    );
     let stats = Stats {
         calls_per_minute: view.calls_per_minute(&viewer.tenant, departments, now),
     };
@@ -111,18 +107,14 @@ async fn card(
     let id = path.into_inner();
     let missing = || ApiError::not_found(format!("no user {id} in your panel"));
     let user = UserId::parse(&id).map_err(|_| missing())?;
-    let departments = viewer.departments();
-    let card = state
-        .panel
-        .read()
-        .card(&viewer.tenant, &user)
-        .filter(|c| {
-            c.user == viewer.user
-                || c.department
-                    .as_ref()
-                    .is_some_and(|d| departments.contains(d))
-        })
-        .ok_or_else(missing)?;
+    let view = state.panel.read();
+    let card = if user == viewer.user {
+        view.card(&viewer.tenant, &user)
+    } else {
+        view.card_for(&viewer.tenant, &viewer.departments(), &user)
+    }
+    .ok_or_else(missing)?;
+    drop(view);
     Ok(HttpResponse::Ok().json(card))
 }
 

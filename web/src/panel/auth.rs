@@ -3,77 +3,25 @@
 //! domain) and web password (argon2, checked on the blocking pool). Only user-level accounts
 //! whose profile has the call-panel feature get a session; an administrator, or a user whose
 //! profile lacks the feature, is told so plainly — after the password was checked, so the
-//! refusal reveals nothing to someone without it. Repeated failures for one name are slowed
-//! down ([`Throttle`]).
+//! refusal reveals nothing to someone without it. Failed sign-ins are held back per source
+//! address and account, never so that the account's owner is locked out ([`super::throttle`]).
 //!
 //! Every API request is made by a [`Viewer`]: from the session cookie, or — for API clients such
 //! as a desk phone app, which have no cookie — from HTTP Basic credentials of a user-level
 //! account. A Basic viewer without the panel feature can still set their own presence and DND
 //! and read their own CDRs.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeSet;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, TimeDelta, Utc};
-use engine::extension::ExtensionCommand;
-use engine::runtime::{Execute, Instance};
-use events::StreamId;
 use events::ids::{DepartmentId, ExtensionNumber, TenantId, UserId};
 use events::model::{FeatureFlag, PresenceSource, UserRole};
 use serde::{Deserialize, Serialize};
 
 use super::protocol::CloseWhy;
 use super::session::{COOKIE, Session, Sessions};
-use super::{ApiError, PanelState, csrf};
-
-/// Failed sign-ins for one name before it is slowed down.
-const MAX_FAILURES: u32 = 5;
-/// How long failures are remembered, and how long a name waits after too many.
-const FAILURE_WINDOW: TimeDelta = TimeDelta::minutes(5);
-
-/// Remembers failed sign-ins per user name.
-#[derive(Debug, Default)]
-pub(crate) struct Throttle {
-    failures: Mutex<HashMap<String, (u32, DateTime<Utc>)>>,
-}
-
-impl Throttle {
-    fn key(name: &str) -> String {
-        name.trim().to_ascii_lowercase()
-    }
-
-    fn check(&self, name: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.retain(|_, (_, last)| now - *last < FAILURE_WINDOW);
-        match failures.get(&Self::key(name)) {
-            Some((n, last)) if *n >= MAX_FAILURES => {
-                let wait = (*last + FAILURE_WINDOW - now).num_seconds().max(1);
-                Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_attempts",
-                    format!("too many failed sign-ins for this name; try again in {wait} s"),
-                ))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn failed(&self, name: &str, now: DateTime<Utc>) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let e = failures.entry(Self::key(name)).or_insert((0, now));
-        e.0 += 1;
-        e.1 = now;
-    }
-
-    fn succeeded(&self, name: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&Self::key(name));
-    }
-}
+use super::{ApiError, PanelState, base64, csrf, presence};
 
 /// How a viewer proved who they are.
 #[derive(Debug, Clone)]
@@ -178,27 +126,38 @@ async fn verify(
         .map_err(|_| ApiError::internal("the password check failed"))
 }
 
-/// The account `name` signs in to with `password`, throttled: a name with too many recent
-/// failures is refused before anything is checked, and every failure counts against it.
+/// The account `name` signs in to with `password`, from `req`'s address, throttled
+/// ([`super::throttle`]): a locked (address, account) pair or address is refused before
+/// anything is checked, an account under attack waits a little, and every failure counts.
 async fn authenticate(
     state: &PanelState,
+    req: &HttpRequest,
     name: &str,
     password: String,
 ) -> Result<(TenantId, UserId), ApiError> {
     let now = state.clock.now();
-    state.throttle.check(name, now)?;
-    let (tenant, user) = match resolve(state, name) {
+    let from = req.peer_addr().map(|a| a.ip());
+    let found = resolve(state, name);
+    let account = match &found {
+        Ok((tenant, user)) => format!("{user}@{tenant}"),
+        Err(_) => name.trim().to_ascii_lowercase(),
+    };
+    let delay = state.throttle.check(from, &account, now)?;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let (tenant, user) = match found {
         Ok(found) => found,
         Err(e) => {
-            state.throttle.failed(name, now);
+            state.throttle.failed(from, &account, now);
             return Err(e);
         }
     };
     if !verify(state, &tenant, &user, password).await? {
-        state.throttle.failed(name, now);
+        state.throttle.failed(from, &account, now);
         return Err(ApiError::unauthorized("wrong user name or password"));
     }
-    state.throttle.succeeded(name);
+    state.throttle.succeeded(from, &account);
     Ok((tenant, user))
 }
 
@@ -258,37 +217,10 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     let encoded = value
         .strip_prefix("Basic ")
         .or_else(|| value.strip_prefix("basic "))?;
-    let decoded = decode_base64(encoded.trim())?;
+    let decoded = base64::decode(encoded.trim())?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
     Some((user.to_owned(), password.to_owned()))
-}
-
-/// Standard base64 (with or without padding); `None` on anything else.
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        acc = (acc << 6) | value(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// Who made `req`: the session cookie first, then HTTP Basic; 401 otherwise.
@@ -301,7 +233,7 @@ pub(crate) async fn viewer(req: &HttpRequest, state: &PanelState) -> Result<View
             .ok_or_else(|| ApiError::unauthorized("this account can no longer sign in"));
     }
     if let Some((name, password)) = basic_credentials(req) {
-        let (tenant, user) = authenticate(state, &name, password).await?;
+        let (tenant, user) = authenticate(state, req, &name, password).await?;
         return viewer_for(state, tenant, user, Via::Basic).ok_or_else(|| {
             ApiError::forbidden(
                 "not_a_user_account",
@@ -310,6 +242,48 @@ pub(crate) async fn viewer(req: &HttpRequest, state: &PanelState) -> Result<View
         });
     }
     Err(ApiError::unauthorized("sign in first"))
+}
+
+/// The tenants whose details the administrator of `req`'s HTTP Basic credentials may see: a
+/// client administrator their own, a reseller administrator every tenant of their reseller.
+/// `Ok(None)` without credentials; 401 for wrong ones (throttled like every sign-in), 403 for
+/// a user-level account.
+pub(crate) async fn administered_tenants(
+    req: &HttpRequest,
+    state: &PanelState,
+) -> Result<Option<Vec<TenantId>>, ApiError> {
+    let Some((name, password)) = basic_credentials(req) else {
+        return Ok(None);
+    };
+    let (tenant, user) = authenticate(state, req, &name, password).await?;
+    let engine = &state.engine;
+    let (role, reseller) = engine
+        .read_directory(&tenant, |d| {
+            d.user(&user)
+                .map(|u| (u.role, d.tenant().and_then(|t| t.reseller.clone())))
+        })
+        .flatten()
+        .ok_or_else(|| ApiError::unauthorized("this account can no longer sign in"))?;
+    match (role, reseller) {
+        (UserRole::User, _) => Err(ApiError::forbidden(
+            "not_an_administrator",
+            "only an administrator sees the tenants' details",
+        )),
+        (UserRole::ResellerAdmin, Some(reseller)) => Ok(Some(
+            engine
+                .tenants()
+                .into_iter()
+                .filter(|t| {
+                    engine
+                        .read_directory(t, |d| {
+                            d.tenant().and_then(|x| x.reseller.as_ref()) == Some(&reseller)
+                        })
+                        .unwrap_or(false)
+                })
+                .collect(),
+        )),
+        (UserRole::ClientAdmin | UserRole::ResellerAdmin, _) => Ok(Some(vec![tenant])),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -378,54 +352,6 @@ fn secure(req: &HttpRequest) -> bool {
     req.connection_info().scheme() == "https"
 }
 
-/// Runs the user's panel login or logout hook (their "on login / on logout set status to"
-/// choice); a failure is logged, it never blocks signing in or out.
-async fn presence_hook(state: &PanelState, tenant: &TenantId, user: &UserId, login: bool) {
-    let found = state
-        .engine
-        .read_directory(tenant, |d| {
-            let u = d.user(user)?;
-            let choice = if login {
-                u.settings.on_login.as_ref()
-            } else {
-                u.settings.on_logout.as_ref()
-            }
-            .and_then(|s| d.presence_choice(s));
-            Some((
-                u.extension.clone(),
-                choice,
-                u.settings.presence_rules.clone(),
-            ))
-        })
-        .flatten();
-    let Some((extension, choice, rules)) = found else {
-        return;
-    };
-    if choice.is_none() {
-        return;
-    }
-    let command = if login {
-        ExtensionCommand::PanelLogin {
-            on_login: choice,
-            rules,
-        }
-    } else {
-        ExtensionCommand::PanelLogout {
-            on_logout: choice,
-            rules,
-        }
-    };
-    let instance = Instance::new(StreamId::extension(tenant, &extension)).in_tenant(tenant.clone());
-    if let Err(e) = state
-        .engine
-        .extensions()
-        .try_execute(&instance, Execute::new(command))
-        .await
-    {
-        tracing::warn!(%tenant, %user, error = %e, "the panel presence hook was not applied");
-    }
-}
-
 async fn login(
     req: HttpRequest,
     state: web::Data<PanelState>,
@@ -437,7 +363,7 @@ async fn login(
     if body.username.len() > 200 || body.password.len() > 1024 {
         return Err(ApiError::bad_request("user name or password too long"));
     }
-    let (tenant, user) = authenticate(&state, &body.username, body.password).await?;
+    let (tenant, user) = authenticate(&state, &req, &body.username, body.password).await?;
     let refusal = state
         .engine
         .read_directory(&tenant, |d| {
@@ -477,7 +403,7 @@ async fn login(
         .sessions
         .create(tenant.clone(), user.clone())
         .map_err(ApiError::internal)?;
-    presence_hook(&state, &tenant, &user, true).await;
+    presence::signed_in(&state, &tenant, &user).await;
     let viewer = viewer_for(
         &state,
         tenant,
@@ -501,7 +427,7 @@ async fn logout(req: HttpRequest, state: web::Data<PanelState>) -> Result<HttpRe
     viewer.check_state_change(&req)?;
     state.sessions.revoke(token);
     state.hub.close_session(&session.id, CloseWhy::SignedOut);
-    presence_hook(&state, &viewer.tenant, &viewer.user, false).await;
+    presence::signed_out(&state, &viewer.tenant, &viewer.user).await;
     Ok(HttpResponse::Ok()
         .cookie(Sessions::removal_cookie(secure(&req)))
         .json(serde_json::json!({ "ok": true })))
@@ -521,36 +447,4 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 /// Whether `req` carries a live session (for the page routes).
 pub(crate) fn has_session(req: &HttpRequest, sessions: &Sessions) -> bool {
     session_token(req).is_some_and(|t| sessions.get(&t).is_some())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_decodes_standard_text() {
-        assert_eq!(
-            decode_base64("MTAwMTpkZW1vLTEwMDE=").unwrap(),
-            b"1001:demo-1001"
-        );
-        assert_eq!(decode_base64("YQ").unwrap(), b"a");
-        assert!(decode_base64("a*b").is_none());
-    }
-
-    #[test]
-    fn failures_slow_a_name_down_for_a_while() {
-        let t = Throttle::default();
-        let now = DateTime::UNIX_EPOCH;
-        for _ in 0..MAX_FAILURES {
-            assert!(t.check("1001", now).is_ok());
-            t.failed(" 1001", now);
-        }
-        let refused = t.check("1001", now).unwrap_err();
-        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(t.check("1002", now).is_ok());
-        assert!(t.check("1001", now + FAILURE_WINDOW).is_ok());
-        t.failed("1003", now);
-        t.succeeded("1003");
-        assert!(t.failures.lock().unwrap().get("1003").is_none());
-    }
 }

@@ -32,6 +32,7 @@ use projections::PanelView;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Access;
+use super::presence::{self, Attendance};
 use super::protocol::{CloseWhy, ServerFrame, Stats, VERSION, delta_json};
 use super::watchlist::WatchLists;
 
@@ -42,6 +43,10 @@ pub(crate) struct HubConfig {
     pub(crate) queue: usize,
     /// How often every connection gets a heartbeat.
     pub(crate) heartbeat: Duration,
+    /// How long after a user's last panel socket closed they count as gone (their logout hook
+    /// runs) unless one opens again: see [`super::presence`]. By default 30 s, or
+    /// `LEDGERLINE_PANEL_LOGOUT_GRACE` (seconds).
+    pub(crate) logout_grace: Duration,
 }
 
 impl Default for HubConfig {
@@ -49,6 +54,7 @@ impl Default for HubConfig {
         Self {
             queue: 256,
             heartbeat: Duration::from_secs(10),
+            logout_grace: presence::grace_from_env(),
         }
     }
 }
@@ -102,6 +108,17 @@ struct State {
 /// The calls-per-minute graph of each (tenant, departments) group, computed once a round.
 type Graphs = HashMap<(TenantId, BTreeSet<DepartmentId>), Stats>;
 
+/// Why a connection is brought up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CatchUp {
+    /// The view moved.
+    Change,
+    /// A heartbeat round.
+    Tick,
+    /// The connection rejoined from a position of its own.
+    Rejoin,
+}
+
 /// A delta prepared once for every connection of a group.
 struct Prepared {
     to: GlobalPosition,
@@ -123,6 +140,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     epoch: String,
     config: HubConfig,
+    attendance: Attendance,
     state: Mutex<State>,
 }
 
@@ -145,11 +163,7 @@ pub(crate) fn visible_pinned(
 ) -> Vec<UserId> {
     pinned
         .into_iter()
-        .filter(|u| {
-            view.card(tenant, u)
-                .and_then(|c| c.department)
-                .is_some_and(|d| departments.contains(&d))
-        })
+        .filter(|u| view.card_for(tenant, departments, u).is_some())
         .collect()
 }
 
@@ -183,6 +197,7 @@ impl Hub {
                 clock,
                 epoch,
                 config,
+                attendance: Attendance::default(),
                 state: Mutex::new(State::default()),
             }),
         }
@@ -194,6 +209,15 @@ impl Hub {
 
     pub(crate) fn epoch(&self) -> &str {
         &self.inner.epoch
+    }
+
+    /// Who is on the panel, for the presence hooks.
+    pub(crate) fn attendance(&self) -> &Attendance {
+        &self.inner.attendance
+    }
+
+    pub(crate) fn logout_grace(&self) -> Duration {
+        self.inner.config.logout_grace
     }
 
     /// Connections now.
@@ -231,33 +255,39 @@ impl Hub {
         frame
     }
 
-    /// The frames that bring a connection that has everything up to `from` to the view now.
+    /// The frames that bring a connection that has everything up to `conn.told` to the view
+    /// now: the delta (if anything changed), then its own card, pinned list and graph if they
+    /// changed — all of them on a rejoin, whose client may have missed any — and on a tick a
+    /// heartbeat.
     fn catch_up(
         &self,
         view: &PanelView,
         conn: &mut Conn,
         delta: &Prepared,
         now: DateTime<Utc>,
-        tick: bool,
+        why: CatchUp,
         graphs: &mut Graphs,
     ) -> Vec<String> {
+        let rejoin = why == CatchUp::Rejoin;
         let mut frames = Vec::new();
-        if !delta.empty {
+        // A rejoining client's first frame is the delta, even an empty one: it says from where
+        // it was continued.
+        if !delta.empty || rejoin {
             frames.push(delta_json(conn.told, delta.to, &delta.body));
             conn.told = delta.to;
         }
         conn.computed = delta.to;
         if let Some(card) = view.card(&conn.tenant, &conn.user)
-            && conn.me_at != Some(card.changed_at)
+            && (rejoin || conn.me_at != Some(card.changed_at))
         {
             frames.push(ServerFrame::Me { card: &card }.to_json());
             conn.me_at = Some(card.changed_at);
         }
-        if !delta.touched.is_empty() {
+        if rejoin || !delta.touched.is_empty() {
             let full = self.inner.watchlists.pinned_users(&conn.tenant, &conn.user);
-            if full.iter().any(|u| delta.touched.contains(u)) {
+            if rejoin || full.iter().any(|u| delta.touched.contains(u)) {
                 let pinned = visible_pinned(view, &conn.tenant, &conn.departments, full);
-                if pinned != conn.pinned {
+                if rejoin || pinned != conn.pinned {
                     frames.push(ServerFrame::Pinned { cards: &pinned }.to_json());
                     conn.pinned = pinned;
                 }
@@ -266,11 +296,11 @@ impl Hub {
         let stats = graphs
             .entry((conn.tenant.clone(), conn.departments.clone()))
             .or_insert_with(|| stats_of(view, &conn.tenant, &conn.departments, now));
-        if conn.stats.as_ref() != Some(stats) {
+        if rejoin || conn.stats.as_ref() != Some(stats) {
             frames.push(ServerFrame::Stats { stats }.to_json());
             conn.stats = Some(stats.clone());
         }
-        if tick {
+        if why == CatchUp::Tick {
             frames.push(
                 ServerFrame::Heartbeat {
                     position: conn.computed,
@@ -341,26 +371,8 @@ impl Hub {
         let (first, from, mode) = match continued {
             Some((from, delta)) => {
                 conn.told = from;
-                // The client has its own card, pinned list and graph from before: send them
-                // again, they may have changed while it was away.
-                let pinned = visible_pinned(
-                    &view,
-                    tenant,
-                    &conn.departments,
-                    self.inner.watchlists.pinned_users(tenant, user),
-                );
-                let mut frames = vec![delta_json(from, delta.to, &delta.body)];
-                conn.told = delta.to;
-                conn.computed = delta.to;
-                if let Some(card) = view.card(tenant, user) {
-                    frames.push(ServerFrame::Me { card: &card }.to_json());
-                    conn.me_at = Some(card.changed_at);
-                }
-                frames.push(ServerFrame::Pinned { cards: &pinned }.to_json());
-                conn.pinned = pinned;
-                let stats = stats_of(&view, tenant, &conn.departments, now);
-                frames.push(ServerFrame::Stats { stats: &stats }.to_json());
-                conn.stats = Some(stats);
+                let graphs = &mut Graphs::new();
+                let frames = self.catch_up(&view, &mut conn, &delta, now, CatchUp::Rejoin, graphs);
                 (frames, Some(from), ResyncMode::Deltas)
             }
             None => (
@@ -492,7 +504,10 @@ impl Hub {
                     Self::prepare(&view, &conn.tenant, &conn.departments, conn.computed)
                 });
                 match prepared {
-                    Some(delta) => self.catch_up(&view, conn, delta, now, tick, &mut graphs),
+                    Some(delta) => {
+                        let why = if tick { CatchUp::Tick } else { CatchUp::Change };
+                        self.catch_up(&view, conn, delta, now, why, &mut graphs)
+                    }
                     // Too far behind for the journal: start again from a snapshot.
                     None => vec![self.snapshot(&view, conn, now)],
                 }

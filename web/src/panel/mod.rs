@@ -1,8 +1,9 @@
-//! The call panel on the web: sign-in and sessions ([`auth`], [`session`], [`csrf`]), the
-//! versioned websocket protocol ([`protocol`]) and the hub that streams the panel projection to
-//! every connected browser ([`hub`], [`ws`]), the actions a panel user can take ([`actions`]:
-//! presence, DND, the pinned watch list kept as events by [`watchlist`], click-to-call), the
-//! HTTP API ([`api`]), CDR exports ([`cdr`]) and the browser UI's files ([`assets`]).
+//! The call panel on the web: sign-in and sessions ([`auth`], [`throttle`], [`session`],
+//! [`csrf`]), the versioned websocket protocol ([`protocol`]) and the hub that streams the panel
+//! projection to every connected browser ([`hub`], [`ws`]), what happens when a user's last
+//! panel goes away ([`presence`]), the actions a panel user can take ([`actions`]: presence,
+//! DND, the pinned watch list kept as events by [`watchlist`], click-to-call), the HTTP API
+//! ([`api`]), CDR exports ([`cdr`]) and the browser UI's files ([`assets`]).
 //!
 //! Authorisation is deny by default and decided in one place, [`Access`]: a viewer sees the
 //! cards and counters of the departments they were granted, in their own tenant, and nothing
@@ -13,13 +14,16 @@ pub(crate) mod actions;
 pub(crate) mod api;
 pub(crate) mod assets;
 pub(crate) mod auth;
+pub(crate) mod base64;
 pub(crate) mod cdr;
 pub(crate) mod csrf;
 pub(crate) mod hub;
+pub(crate) mod presence;
 pub(crate) mod protocol;
 pub(crate) mod session;
 #[cfg(test)]
 mod tests;
+pub(crate) mod throttle;
 pub(crate) mod watchlist;
 pub(crate) mod ws;
 
@@ -35,10 +39,10 @@ use events::{Clock, IdGen};
 use futures_util::future::BoxFuture;
 use projections::{CdrStore, PanelHandle};
 
-use self::auth::Throttle;
 use self::hub::Hub;
 use self::protocol::ErrorBody;
 use self::session::Sessions;
+use self::throttle::Throttle;
 use self::watchlist::WatchLists;
 
 /// Who may watch what in the call panel. Deny by default.

@@ -4,15 +4,20 @@
 //! header with every state-changing request, and an absolute expiry. The server keeps only the
 //! SHA-256 of each token.
 //!
-//! Sessions are written to a file in the data directory (mode 0600, replaced atomically) on
-//! every login and logout, so a restarted server still knows them and an open panel reconnects
-//! without signing in again. Nothing of a session goes into the event log: tokens are
-//! credentials.
+//! Sessions are kept in a file in the data directory (mode 0600, replaced atomically and
+//! fsynced), so a restarted server still knows them and an open panel reconnects without
+//! signing in again. The file is written by a writer thread, never by a request: a sign-in or
+//! sign-out changes the sessions in memory and wakes the writer, which writes everything that
+//! changed meanwhile in one go (a burst of sign-ins costs one write, not one fsync each).
+//! The last handle to go (when the HTTP server has stopped) waits for the writer to store what
+//! is left, so the file is complete before the process exits. A
+//! crash can lose the sign-ins of the last moment: those browsers sign in again. Nothing of a
+//! session goes into the event log: tokens are credentials.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use actix_web::cookie::{Cookie, SameSite, time};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -98,9 +103,76 @@ struct Inner {
     clock: Arc<dyn Clock>,
     secrets: Arc<dyn Secrets>,
     path: Option<PathBuf>,
+    shared: Arc<Shared>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the handles and the writer thread share.
+struct Shared {
     map: Mutex<Stored>,
-    /// Held while the file is written: snapshots reach the file in the order they were taken.
-    file: Mutex<()>,
+    file: Mutex<FileState>,
+    /// Signals the writer (work to do) and flushers (work done).
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct FileState {
+    /// Changes made to the sessions so far.
+    changed: u64,
+    /// Changes the file holds (or whose write failed and was logged).
+    written: u64,
+    stop: bool,
+}
+
+impl Shared {
+    fn map(&self) -> MutexGuard<'_, Stored> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn file(&self) -> MutexGuard<'_, FileState> {
+        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The sessions changed: the writer will store them.
+    fn changed(&self) {
+        self.file().changed += 1;
+        self.wake.notify_all();
+    }
+
+    /// The writer: waits for changes, writes all of them at once, until told to stop (after
+    /// writing what is left).
+    fn write_loop(&self, path: &std::path::Path) {
+        loop {
+            let target = {
+                let mut f = self.file();
+                while f.written == f.changed && !f.stop {
+                    f = self.wake.wait(f).unwrap_or_else(|p| p.into_inner());
+                }
+                if f.written == f.changed {
+                    tracing::debug!(file = %path.display(), "the panel sessions are stored");
+                    return;
+                }
+                f.changed
+            };
+            // Taken after reading `changed`: it holds at least every change counted so far.
+            let text = serde_json::to_string(&*self.map()).unwrap_or_default();
+            if let Err(e) = write_private(path, &text) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot store the panel sessions");
+            }
+            self.file().written = target;
+            self.wake.notify_all();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.file().stop = true;
+        self.shared.wake.notify_all();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 impl fmt::Debug for Sessions {
@@ -113,8 +185,8 @@ impl fmt::Debug for Sessions {
 }
 
 impl Sessions {
-    /// Sessions kept in `path` (loaded now if it exists; expired ones are dropped), or only in
-    /// memory without a path.
+    /// Sessions kept in `path` (loaded now if it exists; expired ones are dropped; a writer
+    /// thread keeps the file up to date), or only in memory without a path.
     pub(crate) fn open(
         path: Option<PathBuf>,
         clock: Arc<dyn Clock>,
@@ -137,26 +209,44 @@ impl Sessions {
         }
         let now = clock.now();
         stored.sessions.retain(|_, s| s.expires_at > now);
+        let shared = Arc::new(Shared {
+            map: Mutex::new(stored),
+            file: Mutex::new(FileState::default()),
+            wake: Condvar::new(),
+        });
+        let writer = match &path {
+            Some(p) => {
+                let (shared, p) = (shared.clone(), p.clone());
+                Some(
+                    std::thread::Builder::new()
+                        .name("panel-sessions".into())
+                        .spawn(move || shared.write_loop(&p))
+                        .map_err(|e| format!("starting the session writer: {e}"))?,
+                )
+            }
+            None => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 clock,
                 secrets,
                 path,
-                map: Mutex::new(stored),
-                file: Mutex::new(()),
+                shared,
+                writer,
             }),
         })
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, Stored> {
-        self.inner.map.lock().unwrap_or_else(|p| p.into_inner())
+    fn map(&self) -> MutexGuard<'_, Stored> {
+        self.inner.shared.map()
     }
 
     pub(crate) fn len(&self) -> usize {
         self.map().sessions.len()
     }
 
-    /// A new session for `user`; returns the token (for the cookie) and the session.
+    /// A new session for `user`; returns the token (for the cookie) and the session. The file
+    /// is written soon after, off the caller's path.
     pub(crate) fn create(
         &self,
         tenant: TenantId,
@@ -178,7 +268,7 @@ impl Sessions {
             map.sessions.retain(|_, s| s.expires_at > now);
             map.sessions.insert(digest(&token), session.clone());
         }
-        self.persist();
+        self.inner.shared.changed();
         Ok((token, session))
     }
 
@@ -196,21 +286,24 @@ impl Sessions {
     pub(crate) fn revoke(&self, token: &str) -> Option<Session> {
         let removed = self.map().sessions.remove(&digest(token));
         if removed.is_some() {
-            self.persist();
+            self.inner.shared.changed();
         }
         removed
     }
 
-    /// Writes the sessions to the file (if any), atomically; a failure is logged, the sessions
-    /// stay valid in memory.
-    fn persist(&self) {
-        let Some(path) = &self.inner.path else {
+    /// Blocks until the file holds every change made before this call (at once without a
+    /// file). A write that failed counts as done: it was logged, and the sessions stay valid in
+    /// memory. (The server needs no call: its last handle flushes as it goes.)
+    #[cfg(test)]
+    pub(crate) fn flush(&self) {
+        if self.inner.writer.is_none() {
             return;
-        };
-        let _file = self.inner.file.lock().unwrap_or_else(|p| p.into_inner());
-        let text = serde_json::to_string(&*self.map()).unwrap_or_default();
-        if let Err(e) = write_private(path, &text) {
-            tracing::warn!(file = %path.display(), error = %e, "cannot store the panel sessions");
+        }
+        let shared = &self.inner.shared;
+        let mut f = shared.file();
+        let target = f.changed;
+        while f.written < target {
+            f = shared.wake.wait(f).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -290,6 +383,7 @@ pub(crate) mod tests {
         assert_ne!(a, b);
         assert_eq!(sessions.get(&a), Some(sa.clone()));
         assert!(sessions.get("not-a-token").is_none());
+        sessions.flush();
         let stored = std::fs::read_to_string(&path).unwrap();
         assert!(!stored.contains(&a), "tokens are stored as digests only");
         #[cfg(unix)]
@@ -300,6 +394,7 @@ pub(crate) mod tests {
         }
 
         assert!(sessions.revoke(&b).is_some());
+        sessions.flush();
         let reopened = Sessions::open(Some(path.clone()), clock.clone(), secrets.clone()).unwrap();
         assert_eq!(reopened.get(&a), Some(sa));
         assert!(reopened.get(&b).is_none());
@@ -307,6 +402,74 @@ pub(crate) mod tests {
         clock.advance(LIFETIME);
         assert!(reopened.get(&a).is_none(), "expired");
         assert_eq!(Sessions::open(Some(path), clock, secrets).unwrap().len(), 0);
+    }
+
+    /// A sign-in while the file cannot be written (its temporary file is a FIFO nobody reads,
+    /// so opening it blocks) returns at once; the file catches up when it can; the last handle
+    /// to go writes what is left.
+    #[cfg(unix)]
+    #[test]
+    fn signing_in_never_waits_for_the_file_and_the_last_handle_flushes() {
+        use std::time::Duration;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.json");
+        let fifo = path.with_extension("tmp");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let clock = Arc::new(ManualClock::at_epoch());
+        let secrets = Arc::new(CountingSecrets::default());
+        let sessions = Sessions::open(Some(path.clone()), clock.clone(), secrets.clone()).unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        // Sign-ins and a sign-out on another thread: they must be done long before the file
+        // can be written (a sign-in that wrote the file itself would hang here).
+        let (done, finished) = std::sync::mpsc::channel();
+        let signing_in = std::thread::spawn({
+            let (sessions, tenant) = (sessions.clone(), tenant.clone());
+            move || {
+                let mut tokens = Vec::new();
+                for n in ["1001", "1011", "1002"] {
+                    let user = UserId::parse(n).unwrap();
+                    tokens.push(sessions.create(tenant.clone(), user).unwrap().0);
+                }
+                assert!(sessions.revoke(&tokens[2]).is_some());
+                let _ = done.send(tokens);
+            }
+        });
+        let tokens = finished
+            .recv_timeout(Duration::from_secs(5))
+            .expect("sign-ins and sign-outs never wait for the session file");
+        signing_in.join().unwrap();
+        assert!(!path.exists(), "the writer is still stuck on the FIFO");
+        // Unblock the writer: open the FIFO ourselves (read and write, which never blocks) and
+        // read what it writes there (it cannot fsync a FIFO: that write fails and is logged);
+        // then take the FIFO away, so the next write makes the real file.
+        let mut pipe = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = std::io::Read::read(&mut pipe, &mut buf).unwrap();
+        let through_fifo = String::from_utf8_lossy(&buf[..n]);
+        assert!(through_fifo.contains("\"sessions\""), "{through_fifo}");
+        std::fs::remove_file(&fifo).unwrap();
+        let (last, _) = sessions
+            .create(tenant.clone(), UserId::parse("1003").unwrap())
+            .unwrap();
+        drop(sessions);
+        let reopened = Sessions::open(Some(path), clock, secrets).unwrap();
+        assert_eq!(reopened.len(), 3);
+        assert!(reopened.get(&tokens[0]).is_some());
+        assert!(reopened.get(&tokens[2]).is_none(), "revoked");
+        assert!(
+            reopened.get(&last).is_some(),
+            "written as the last handle went"
+        );
+        drop(pipe);
     }
 
     #[test]

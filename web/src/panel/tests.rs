@@ -77,6 +77,7 @@ impl World {
             HubConfig {
                 queue,
                 heartbeat: Duration::from_secs(3600),
+                logout_grace: Duration::from_secs(30),
             },
         )
     }
@@ -254,13 +255,18 @@ async fn a_viewer_gets_a_snapshot_of_their_departments_then_only_their_deltas() 
         60
     );
     assert!(!snap.to_string().contains("Supervisor"));
-    // The supervisor watches management too, where the administrator's account is.
-    let mut everyone = ids(1001..=1012);
-    everyone.insert("admin".into());
-    assert_eq!(
-        user_ids(&frames(&mut supervisor)[0]["snapshot"]["users"]),
-        everyone
-    );
+    // The supervisor watches management too, where the administrator's account is — which is
+    // no card, and not counted.
+    let wide = frames(&mut supervisor).remove(0);
+    assert_eq!(user_ids(&wide["snapshot"]["users"]), ids(1001..=1012));
+    let management = wide["snapshot"]["departments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["department"] == "management")
+        .unwrap();
+    assert_eq!(management["total"], 2, "{management}");
+    assert!(!wide.to_string().contains("Acme administrator"));
 
     let mut client = Client::default();
     client.apply(snap);

@@ -3,7 +3,9 @@
 //! and a protocol version this server speaks. Each connection is recorded in the user's panel
 //! stream (opened, resynced, closed with its reason and last position), joins the hub, and runs
 //! two tasks: a writer that drains the connection's queue (adding sequence numbers) and pings,
-//! and a reader that answers actions and notices a browser gone quiet.
+//! and a reader that answers actions and notices a browser gone quiet. Its opening and closing
+//! count towards the user's attendance ([`super::presence`]: the last one closed for good runs
+//! their logout hook).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ use super::actions::{self, Action};
 use super::auth::{self, Via, Viewer};
 use super::protocol::{ClientFrame, CloseWhy, Connect, ErrorBody, ServerFrame, VERSION, with_seq};
 use super::watchlist::WatchCommand;
-use super::{ApiError, PanelState, csrf};
+use super::{ApiError, PanelState, csrf, presence};
 
 /// Largest frame a browser may send.
 const MAX_FRAME: usize = 64 * 1024;
@@ -148,25 +150,23 @@ async fn run(
         },
     )
     .await;
+    let closed = |reason, last_position| WatchCommand::CloseSession {
+        user: viewer.user.clone(),
+        session: id,
+        reason,
+        last_position,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
     let Some(joined) = state
         .hub
         .join(&viewer.tenant, &viewer.user, &browser, resume)
     else {
         close(session, CloseWhy::AccessRevoked).await;
-        record(
-            &state,
-            &viewer,
-            WatchCommand::CloseSession {
-                user: viewer.user.clone(),
-                session: id,
-                reason: PanelCloseReason::AccessRevoked,
-                last_position: GlobalPosition::START,
-                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            },
-        )
-        .await;
+        let command = closed(PanelCloseReason::AccessRevoked, GlobalPosition::START);
+        record(&state, &viewer, command).await;
         return;
     };
+    presence::socket_opened(&state, &viewer.tenant, &viewer.user).await;
     record(
         &state,
         &viewer,
@@ -216,18 +216,10 @@ async fn run(
             record_reason(why)
         }
     };
-    record(
-        &state,
-        &viewer,
-        WatchCommand::CloseSession {
-            user: viewer.user.clone(),
-            session: id,
-            reason,
-            last_position: told,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        },
-    )
-    .await;
+    // A server going down is no user leaving.
+    let departing = reason != PanelCloseReason::ServerShutdown;
+    presence::socket_closed(&state, &viewer.tenant, &viewer.user, departing);
+    record(&state, &viewer, closed(reason, told)).await;
 }
 
 /// Drains the connection's queue to the socket; returns why the hub dropped the connection

@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test binary uses part of the helpers")]
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -11,11 +12,15 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 pub(crate) use crate::common::free_port;
+
+/// The binary's own base64 codec.
+#[path = "../../src/panel/base64.rs"]
+mod base64;
 
 /// The binary, serving on a port, killed when dropped.
 pub(crate) struct Server {
@@ -45,8 +50,20 @@ impl Server {
         port: u16,
         extra: &[&str],
     ) -> Server {
+        Self::start_with_env(data, config, port, extra, &[]).await
+    }
+
+    /// [`Server::start_with`] with environment variables.
+    pub(crate) async fn start_with_env(
+        data: &Path,
+        config: Option<&Path>,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut c = crate::common::binary();
         c.env("RUST_LOG", "error").arg("--data-dir").arg(data);
+        c.envs(env.iter().copied());
         if let Some(config) = config {
             c.arg("--config").arg(config);
         }
@@ -110,27 +127,8 @@ pub(crate) struct Http {
     pub(crate) csrf: Option<String>,
     pub(crate) basic: Option<String>,
     pub(crate) origin: Option<String>,
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    /// The loopback address requests come from (`127.0.0.1` unless set).
+    pub(crate) source: Option<IpAddr>,
 }
 
 impl Http {
@@ -141,13 +139,21 @@ impl Http {
             csrf: None,
             basic: None,
             origin: None,
+            source: None,
         }
+    }
+
+    /// A client whose requests come from `source` (another loopback address, `127.0.0.2`…).
+    pub(crate) fn from_address(port: u16, source: IpAddr) -> Self {
+        let mut h = Self::new(port);
+        h.source = Some(source);
+        h
     }
 
     /// A client that authenticates every request with HTTP Basic.
     pub(crate) fn basic(port: u16, user: &str, password: &str) -> Self {
         let mut h = Self::new(port);
-        h.basic = Some(base64(format!("{user}:{password}").as_bytes()));
+        h.basic = Some(base64::encode(format!("{user}:{password}").as_bytes()));
         h
     }
 
@@ -162,7 +168,15 @@ impl Http {
         body: Option<&str>,
         extra: &[(&str, &str)],
     ) -> std::io::Result<Response> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let server = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut s = match self.source {
+            Some(ip) => {
+                let socket = TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::new(ip, 0))?;
+                socket.connect(server).await?
+            }
+            None => TcpStream::connect(server).await?,
+        };
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n",
             self.port
