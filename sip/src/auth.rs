@@ -18,7 +18,7 @@ use rsipstack::sip::{Header, Request, Uri};
 
 use crate::accounts::{Account, Accounts};
 use crate::digest::{
-    DigestAlgorithm, DigestCredentials, DigestSecrets, NonceCheck, Nonces, challenge,
+    DigestAlgorithm, DigestCredentials, DigestSecrets, NonceCheck, NonceCount, Nonces, challenge,
     constant_time_eq, expected_response,
 };
 use crate::ratelimit::{FloodGuard, Verdict};
@@ -162,8 +162,14 @@ impl Authenticator {
             return Err(self.refuse(outcome, source, realm, scheme));
         };
         let nc = credentials.qop.as_ref().map_or(0, |q| q.nc);
-        if !self.nonces.count(issued, nc, now) {
-            return Err(self.refuse(AuthOutcome::Replay, source, realm, scheme));
+        match self.nonces.count(issued, nc) {
+            NonceCount::Counted => {}
+            NonceCount::Replay => {
+                return Err(self.refuse(AuthOutcome::Replay, source, realm, scheme));
+            }
+            NonceCount::Forgotten => {
+                return Err(self.refuse(AuthOutcome::Stale, source, realm, scheme));
+            }
         }
         self.stats.auth(AuthOutcome::Accepted);
         Ok(Authenticated { account })

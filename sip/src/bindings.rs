@@ -1,17 +1,19 @@
 //! The registrar's read model of registrations: each extension's state folded from its stream,
-//! caught up from the log on demand. The extension actor is the only writer; the registrar reads
+//! kept current from the extension actors' live feed and caught up from the log when the feed
+//! cannot vouch for it. The extension actor is the only writer; the registrar reads
 //! here what a `200 OK` must list (every binding with its remaining lifetime) and what a refresh
 //! would change, at least as new as the version its last command reported, so the answer always
 //! reflects what is durably in the log and nothing else.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use engine::extension::{Contact, Extension};
+use engine::runtime::{Folded, Follower};
+use events::codec::Recorded;
+use events::model::ExtensionEvent;
 use events::{EventLog, LogError, StreamId};
-
-use engine::runtime::Folded;
+use tokio::sync::broadcast;
 
 /// One extension as the log holds it.
 pub(crate) type Snapshot = Folded<Extension>;
@@ -29,30 +31,40 @@ pub(crate) fn live_contacts(snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<(&Co
         .collect()
 }
 
-/// Cached extension states, caught up from the log.
+/// Cached extension states: followed from the extension actors' live feed once
+/// [`Bindings::follow`] was called, else caught up from the log on every read.
 #[derive(Debug)]
 pub(crate) struct Bindings {
     log: Arc<dyn EventLog>,
-    cache: Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<Snapshot>>>>,
+    follower: OnceLock<Follower<Extension>>,
 }
 
 impl Bindings {
     pub(crate) fn new(log: Arc<dyn EventLog>) -> Self {
         Self {
             log,
-            cache: Mutex::new(HashMap::new()),
+            follower: OnceLock::new(),
         }
     }
 
-    /// The state of `stream` with everything the log holds now (so at least every event of a
-    /// command that has completed).
-    pub(crate) async fn current(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
-        let entry = {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache.entry(stream.clone()).or_default().clone()
-        };
-        let mut snapshot = entry.lock().await;
+    /// Keeps the states current from `feed` (the extension registry's, subscribed before
+    /// anything is read), so most reads need no query of the log.
+    pub(crate) fn follow(&self, feed: broadcast::Receiver<Recorded<ExtensionEvent>>) {
+        let _ = self.follower.set(Follower::new(self.log.clone(), feed));
+    }
+
+    /// The state of `stream` as of now, including at least version `at_least` (what a command
+    /// that has completed reported).
+    pub(crate) async fn current(
+        &self,
+        stream: &StreamId,
+        at_least: u64,
+    ) -> Result<Snapshot, LogError> {
+        if let Some(follower) = self.follower.get() {
+            return follower.current(stream, at_least).await;
+        }
+        let mut snapshot = Snapshot::default();
         snapshot.catch_up(&*self.log, stream).await?;
-        Ok(snapshot.clone())
+        Ok(snapshot)
     }
 }

@@ -6,11 +6,11 @@
 //! the MAC is an HMAC-SHA-256 over the issue time, a per-process serial and the source IP under a
 //! key drawn once per process from the injected id generator. A nonce presented from another
 //! address, forged or altered fails the MAC; an old one is stale. Because the serial makes every
-//! nonce unique, the counts (`nc`) seen for each live nonce are remembered, and a count that does
-//! not increase is a replay. Nothing in a challenge depends on the user, so known and unknown
+//! nonce unique, the counts (`nc`) seen for each of the newest nonces are remembered (a ring by
+//! serial, constant work per request), and a count that does not increase is a replay; a nonce
+//! too old for the ring is answered like a stale one. Nothing in a challenge depends on the user, so known and unknown
 //! users are challenged identically.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -466,11 +466,24 @@ pub struct Nonces {
     counts: Mutex<NonceCounts>,
 }
 
+/// The highest count seen for each of the newest `slots.len()` nonces issued, in a ring indexed
+/// by serial: constant work per request, and a nonce older than the ring is forgotten (its client
+/// is told it is stale) instead of the table filling up.
 struct NonceCounts {
-    /// serial → (issued at, highest nc seen).
-    seen: HashMap<u64, (i64, u32)>,
-    max: usize,
-    inserts: u64,
+    /// `serial % len` → (serial, highest nc seen); `u64::MAX` marks a free slot.
+    slots: Vec<(u64, u32)>,
+}
+
+/// What [`Nonces::count`] made of a nonce's count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceCount {
+    /// Higher than any seen with this nonce: the first use, or the client's next request.
+    Counted,
+    /// Not higher than one already seen: a replay.
+    Replay,
+    /// Too many nonces were issued since this one to remember its counts: the client should
+    /// retry with a fresh one (a stale challenge).
+    Forgotten,
 }
 
 impl fmt::Debug for Nonces {
@@ -505,9 +518,7 @@ impl Nonces {
             lifetime_ms: i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX),
             serial: AtomicU64::new(1),
             counts: Mutex::new(NonceCounts {
-                seen: HashMap::new(),
-                max: max_tracked.max(1),
-                inserts: 0,
+                slots: vec![(u64::MAX, 0); max_tracked.max(1)],
             }),
         }
     }
@@ -549,32 +560,27 @@ impl Nonces {
         NonceCheck::Fresh(IssuedNonce { serial, issued_ms })
     }
 
-    /// Records that `nonce` was used with count `nc`: true when the count is higher than any
-    /// seen with it before (the first use, or the next request of a client reusing the nonce),
-    /// false for a replay, or when the table is full of live nonces (the client then gets a
-    /// fresh challenge).
-    pub fn count(&self, nonce: IssuedNonce, nc: u32, now: DateTime<Utc>) -> bool {
-        let now_ms = now.timestamp_millis();
+    /// Records that `nonce` was used with count `nc`: counted when the count is higher than any
+    /// seen with it before (the first use, or the next request of a client reusing the nonce), a
+    /// replay otherwise, or forgotten when more than `max_tracked` nonces were issued after it.
+    pub fn count(&self, nonce: IssuedNonce, nc: u32) -> NonceCount {
+        let issued = self.serial.load(Ordering::Relaxed);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        counts.inserts += 1;
-        let lifetime = self.lifetime_ms;
-        if counts.seen.len() >= counts.max || counts.inserts.is_multiple_of(4096) {
-            counts
-                .seen
-                .retain(|_, (issued, _)| now_ms - *issued <= lifetime);
+        let len = counts.slots.len() as u64;
+        if nonce.serial >= issued || issued - nonce.serial > len {
+            return NonceCount::Forgotten;
         }
-        if let Some((_, last)) = counts.seen.get_mut(&nonce.serial) {
-            if nc <= *last {
-                return false;
-            }
-            *last = nc;
-            return true;
+        let slot = &mut counts.slots[(nonce.serial % len) as usize];
+        if slot.0 != nonce.serial {
+            // The slot's previous nonce is older than the ring: forgotten already.
+            *slot = (nonce.serial, nc);
+            return NonceCount::Counted;
         }
-        if counts.seen.len() >= counts.max {
-            return false;
+        if nc <= slot.1 {
+            return NonceCount::Replay;
         }
-        counts.seen.insert(nonce.serial, (nonce.issued_ms, nc));
-        true
+        slot.1 = nc;
+        NonceCount::Counted
     }
 
     fn mac(&self, issued_ms: i64, serial: u64, source: IpAddr) -> [u8; 16] {
@@ -834,7 +840,7 @@ mod tests {
     }
 
     #[test]
-    fn nonce_counts_must_increase_and_the_table_is_bounded() {
+    fn nonce_counts_must_increase_and_only_the_newest_are_remembered() {
         let nonces = Nonces::new(&SeededIds::new(1), Duration::from_secs(30), 2);
         let me = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let fresh = |n: &str, t| match nonces.check(n, at(t), me) {
@@ -842,18 +848,26 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let a = fresh(&nonces.issue(at(0), me), 0);
-        assert!(nonces.count(a, 1, at(0)));
-        assert!(!nonces.count(a, 1, at(1)), "a replay");
-        assert!(nonces.count(a, 2, at(2)), "the client's next request");
-        assert!(!nonces.count(a, 2, at(3)));
+        assert_eq!(nonces.count(a, 1), NonceCount::Counted);
+        assert_eq!(nonces.count(a, 1), NonceCount::Replay);
+        assert_eq!(
+            nonces.count(a, 2),
+            NonceCount::Counted,
+            "the client's next request"
+        );
+        assert_eq!(nonces.count(a, 2), NonceCount::Replay);
         let b = fresh(&nonces.issue(at(0), me), 0);
-        assert!(nonces.count(b, 1, at(0)));
-        // Full of live nonces: a third is refused (its client is challenged again).
+        assert_eq!(nonces.count(b, 1), NonceCount::Counted);
+        // The ring holds the two newest: issuing `c` forgets `a` (its client gets a stale
+        // challenge), issuing `d` forgets `b`.
         let c = fresh(&nonces.issue(at(0), me), 0);
-        assert!(!nonces.count(c, 1, at(10)));
-        // Once the first two expire, there is room again.
-        let d = fresh(&nonces.issue(at(40_000), me), 40_000);
-        assert!(nonces.count(d, 1, at(40_000)));
+        assert_eq!(nonces.count(a, 3), NonceCount::Forgotten);
+        assert_eq!(nonces.count(b, 2), NonceCount::Counted);
+        let d = fresh(&nonces.issue(at(0), me), 0);
+        assert_eq!(nonces.count(b, 3), NonceCount::Forgotten);
+        assert_eq!(nonces.count(c, 1), NonceCount::Counted);
+        assert_eq!(nonces.count(c, 1), NonceCount::Replay);
+        assert_eq!(nonces.count(d, 5), NonceCount::Counted);
     }
 
     #[test]

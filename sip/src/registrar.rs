@@ -14,7 +14,8 @@
 //! - Commands go through `Registry::try_execute` (bounded): a full mailbox is 503, a log failure
 //!   503, an unprovisioned or retired extension 404, too many contacts 403. Nothing is answered
 //!   200 before its events are durable.
-//! - The 200 lists every live binding with its remaining lifetime, read back from the log.
+//! - The 200 lists every live binding with its remaining lifetime, as of at least the version
+//!   the last command reported (from the extensions' live feed, else read back from the log).
 
 use std::net::SocketAddr;
 
@@ -252,7 +253,7 @@ pub(crate) async fn register(
 
     let stream = StreamId::extension(&account.tenant, &account.extension);
     let instance = Instance::new(stream.clone()).in_tenant(account.tenant.clone());
-    let snapshot = match core.bindings.current(&stream).await {
+    let snapshot = match core.bindings.current(&stream, 0).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(%stream, error = %e, "cannot read registrations");
@@ -274,16 +275,18 @@ pub(crate) async fn register(
     let snapshot = if commands.is_empty() {
         snapshot
     } else {
+        let mut version = snapshot.version;
         for command in commands {
             let outcome = core
                 .extensions
                 .try_execute(&instance, Execute::new(command))
                 .await;
-            if let Err(e) = outcome {
-                return refused(core, &stream, e);
+            match outcome {
+                Ok(executed) => version = version.max(executed.version),
+                Err(e) => return refused(core, &stream, e),
             }
         }
-        match core.bindings.current(&stream).await {
+        match core.bindings.current(&stream, version).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(%stream, error = %e, "cannot read registrations back");

@@ -1,10 +1,15 @@
 //! Reading one aggregate's stream back from the log: every event after a version, decoded and
 //! narrowed to the aggregate's own event type (an event of another aggregate is corruption), in
 //! pages. The actor shell rebuilds from it, start-up provisioning folds with it, and the edges'
-//! read models ([`Folded`]) catch up with it.
+//! read models ([`Folded`]) catch up with it; a [`Follower`] keeps many of them current from an
+//! aggregate kind's live feed and reads the log only when the feed cannot vouch for one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use events::codec::{self, Recorded};
 use events::{EventLog, LogError, StreamId};
+use tokio::sync::broadcast;
 
 use crate::aggregate::Aggregate;
 
@@ -66,5 +71,124 @@ impl<A: Aggregate> Folded<A> {
         })
         .await?;
         Ok(())
+    }
+}
+
+/// Read models of many streams of one aggregate kind, kept current from the registry's live feed
+/// ([`Registry::subscribe`](super::Registry::subscribe)) and caught up from the log only when the
+/// feed cannot vouch for them: a stream seen for the first time, a gap in its versions, or a
+/// lagging feed. The actor shell publishes a command's events before it replies, so once a
+/// command has completed, its events are in the feed: asking for the version it reported needs
+/// no read of the log.
+pub struct Follower<A: Aggregate> {
+    log: Arc<dyn EventLog>,
+    feed: Mutex<broadcast::Receiver<Recorded<A::Event>>>,
+    states: Mutex<HashMap<StreamId, Followed<A>>>,
+}
+
+struct Followed<A> {
+    folded: Folded<A>,
+    /// Every event of the stream the feed delivered since `folded` was read is folded in.
+    in_step: bool,
+}
+
+impl<A: Aggregate> std::fmt::Debug for Follower<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower")
+            .field("log", &self.log.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Aggregate> Follower<A> {
+    /// Follows `feed` (subscribe before anything is read) over `log`.
+    pub fn new(log: Arc<dyn EventLog>, feed: broadcast::Receiver<Recorded<A::Event>>) -> Self {
+        Self {
+            log,
+            feed: Mutex::new(feed),
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts following a stream known to be empty (a new call), so its first events need no
+    /// read either.
+    pub fn track_new(&self, stream: &StreamId) {
+        self.states().insert(
+            stream.clone(),
+            Followed {
+                folded: Folded::default(),
+                in_step: true,
+            },
+        );
+    }
+
+    /// Stops following `stream`.
+    pub fn forget(&self, stream: &StreamId) {
+        self.states().remove(stream);
+    }
+
+    /// The state of `stream` including at least version `at_least` (0: whatever is known; a
+    /// stream not followed yet is read). Reads the log only when the feed did not bring it.
+    pub async fn current(&self, stream: &StreamId, at_least: u64) -> Result<Folded<A>, LogError> {
+        self.drain();
+        let mut folded = {
+            let states = self.states();
+            match states.get(stream) {
+                Some(f) if f.in_step && f.folded.version >= at_least => {
+                    return Ok(f.folded.clone());
+                }
+                Some(f) => f.folded.clone(),
+                None => Folded::default(),
+            }
+        };
+        folded.catch_up(&*self.log, stream).await?;
+        let mut states = self.states();
+        let keep = states
+            .get(stream)
+            .is_none_or(|f| !f.in_step || f.folded.version <= folded.version);
+        if keep {
+            states.insert(
+                stream.clone(),
+                Followed {
+                    folded: folded.clone(),
+                    in_step: true,
+                },
+            );
+        }
+        Ok(folded)
+    }
+
+    fn states(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Followed<A>>> {
+        self.states.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Folds what the feed delivered into the streams followed.
+    fn drain(&self) {
+        let mut feed = self.feed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut states = self.states();
+        loop {
+            match feed.try_recv() {
+                Ok(recorded) => {
+                    let Some(f) = states.get_mut(&recorded.stream) else {
+                        continue;
+                    };
+                    if recorded.version <= f.folded.version {
+                        continue;
+                    }
+                    if !f.in_step || recorded.version != f.folded.version + 1 {
+                        f.in_step = false;
+                        continue;
+                    }
+                    f.folded
+                        .state
+                        .evolve(&recorded.event, recorded.metadata.occurred_at);
+                    f.folded.version = recorded.version;
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    states.values_mut().for_each(|f| f.in_step = false);
+                }
+                Err(_) => return,
+            }
+        }
     }
 }

@@ -34,7 +34,7 @@ use crate::aggregate::Aggregate;
 
 pub use bench::{Throughput, measure_sqlite, push_commands};
 pub use engine::{Engine, EngineConfig, EngineError, EngineThread, Provisioned};
-pub use folded::{Folded, for_each_event};
+pub use folded::{Folded, Follower, for_each_event};
 pub use registry::{Pending, Registry, RegistryConfig};
 pub use shell::AggregateActor;
 

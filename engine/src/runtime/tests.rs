@@ -342,3 +342,52 @@ fn registry_handles_are_send_and_sync() {
     send_sync::<Registry<Keypad>>();
     send_sync::<actix::Addr<AggregateActor<Keypad>>>();
 }
+
+#[actix::test]
+async fn a_follower_folds_the_feed_and_reads_the_log_only_past_a_gap() {
+    let (log, registry) = setup();
+    let follower = Follower::<Keypad>::new(log.clone(), registry.subscribe());
+    let keypad = Instance::new(stream());
+    registry
+        .execute(&keypad, Execute::new(Key::Press('1')))
+        .await
+        .unwrap();
+    // First sight of the stream: read from the log.
+    let first = follower.current(&stream(), 0).await.unwrap();
+    assert_eq!((first.version, first.state.digits.as_str()), (1, "1"));
+    let done = registry
+        .execute(&keypad, Execute::new(Key::Twice('2')))
+        .await
+        .unwrap();
+    let fed = follower.current(&stream(), done.version).await.unwrap();
+    assert_eq!((fed.version, fed.state.digits.as_str()), (3, "122"));
+    // Another writer appends behind the actor's back: the feed never brings it, so the
+    // follower still vouches for version 3 ...
+    let foreign = press('9');
+    let (_, records) = crate::aggregate::stamp(
+        std::slice::from_ref(&foreign),
+        t0(),
+        &SeededIds::new(99),
+        None,
+        None,
+        None,
+    );
+    log.append(&stream(), ExpectedVersion::Exact(3), records)
+        .await
+        .unwrap();
+    assert_eq!(follower.current(&stream(), 3).await.unwrap().version, 3);
+    // ... until the actor's next event leaves a gap: then the log is read, foreign event and all.
+    let done = registry
+        .execute(&keypad, Execute::new(Key::Press('3')))
+        .await
+        .unwrap();
+    assert_eq!(done.version, 5);
+    let caught = follower.current(&stream(), done.version).await.unwrap();
+    assert_eq!((caught.version, caught.state.digits.as_str()), (5, "12293"));
+    // A stream known to be new needs no read; a forgotten one is read again.
+    let other = StreamId::call(CallId::parse("00000000-0000-4000-8000-000000000009").unwrap());
+    follower.track_new(&other);
+    assert_eq!(follower.current(&other, 0).await.unwrap().version, 0);
+    follower.forget(&stream());
+    assert_eq!(follower.current(&stream(), 0).await.unwrap().version, 5);
+}

@@ -56,8 +56,14 @@ pub struct SqliteLog {
     writer: Option<mpsc::Sender<AppendRequest>>,
     writer_thread: Option<JoinHandle<()>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// One permit per read connection: reads beyond [`READERS`] at once wait for one, instead of
+    /// opening (and parsing the schema of) a connection that is closed again right after.
+    reader_slots: Arc<tokio::sync::Semaphore>,
     head: watch::Sender<GlobalPosition>,
 }
+
+/// Read connections kept open (and reads run at once).
+const READERS: usize = 8;
 
 impl fmt::Debug for SqliteLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,6 +106,7 @@ impl SqliteLog {
             writer: Some(tx),
             writer_thread: Some(thread),
             readers: Arc::new(Mutex::new(Vec::new())),
+            reader_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
             head,
         })
     }
@@ -116,7 +123,17 @@ impl SqliteLog {
     {
         let pool = self.readers.clone();
         let path = self.path.clone();
+        let slot = self
+            .reader_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| LogError::Backend {
+                target: describe(&self.path),
+                detail: format!("no read connection: {e}"),
+            })?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let target = describe(&path);
             let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match conn {
@@ -125,7 +142,7 @@ impl SqliteLog {
             };
             let out = f(&conn, &target);
             let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < 8 {
+            if pool.len() < READERS {
                 pool.push(conn);
             }
             out

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 
 use engine::call::Call;
 use engine::extension::Extension;
-use engine::runtime::Registry;
+use engine::runtime::{Follower, Registry};
 use events::ids::{DeviceContactId, ExtensionNumber, PhoneNumber, TenantId};
 use events::model::Party;
 use events::{Clock, EventLog, IdGen, StreamId};
@@ -61,7 +61,9 @@ pub(crate) struct Shared {
     pub(crate) calls: Registry<Call>,
     pub(crate) extensions: Registry<Extension>,
     pub(crate) bindings: Arc<Bindings>,
-    pub(crate) log: Arc<dyn EventLog>,
+    /// The calls of the sessions, followed from the call actors' feed (read back from the log
+    /// only when the feed cannot vouch for one).
+    pub(crate) views: Follower<Call>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGen>,
     pub(crate) config: CallConfig,
@@ -99,12 +101,14 @@ impl Shared {
         ids: Arc<dyn IdGen>,
         config: CallConfig,
     ) -> Arc<Self> {
+        bindings.follow(extensions.subscribe());
+        let views = Follower::new(log.clone(), calls.subscribe());
         Arc::new(Self {
             dialogs,
             calls,
             extensions,
             bindings,
-            log,
+            views,
             clock,
             ids,
             config,
@@ -127,6 +131,7 @@ impl Shared {
     }
 
     fn forget(&self, stream: &StreamId, sip_call_ids: &[String]) {
+        self.views.forget(stream);
         let mut table = self.table();
         table.sessions.remove(stream);
         for id in sip_call_ids {

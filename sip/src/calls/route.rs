@@ -191,7 +191,7 @@ impl Router<'_> {
     ) -> Result<Option<Extension>, LogError> {
         let snapshot = self
             .bindings
-            .current(&StreamId::extension(self.tenant, number))
+            .current(&StreamId::extension(self.tenant, number), 0)
             .await?;
         Ok(snapshot.state.in_service().then_some(snapshot.state))
     }

@@ -191,6 +191,7 @@ impl Session {
         let correlation = CorrelationId::from_uuid(shared.ids.next_uuid());
         let instance = Instance::new(StreamId::call(id)).in_tenant(tenant.clone());
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
+        shared.views.track_new(&instance.stream);
         shared.register(&instance.stream, inputs_tx.clone());
         if let CallerKind::Incoming { sip_call_id, .. } = &caller.kind {
             shared.bind_dialog(sip_call_id, &instance.stream);
@@ -448,6 +449,12 @@ impl Session {
         if matches!(outcome, Err(ExecuteError::Overloaded { .. })) {
             outcome = calls.execute(&self.instance, build(&command)).await;
         }
+        let at_least = match &outcome {
+            Ok(executed) => executed.version,
+            Err(ExecuteError::Rejected(_)) => self.view.version,
+            // Whatever the actor did, the log knows.
+            Err(_) => u64::MAX,
+        };
         match &outcome {
             Ok(_) => {}
             Err(ExecuteError::Rejected(r)) => {
@@ -455,19 +462,24 @@ impl Session {
             }
             Err(e) => tracing::warn!(call = %self.id, error = %e, ?command, "call command failed"),
         }
-        self.refresh().await;
+        self.refresh(at_least).await;
         outcome.map(|_| ())
     }
 
-    /// Folds what the stream holds now and tells each extension whose part changed.
-    async fn refresh(&mut self) {
-        if let Err(e) = self
-            .view
-            .catch_up(&*self.shared.log, &self.instance.stream)
+    /// Takes the call as of at least version `at_least` (from the call actors' feed, else read
+    /// back from the log) and tells each extension whose part changed.
+    async fn refresh(&mut self, at_least: u64) {
+        match self
+            .shared
+            .views
+            .current(&self.instance.stream, at_least)
             .await
         {
-            tracing::error!(call = %self.id, error = %e, "cannot read the call back");
-            return;
+            Ok(view) => self.view = view,
+            Err(e) => {
+                tracing::error!(call = %self.id, error = %e, "cannot read the call back");
+                return;
+            }
         }
         let changes = self.observer.changes(&self.view.state);
         if !changes.is_empty() {
@@ -1084,7 +1096,7 @@ impl Session {
             } => self.on_finished(&sip_call_id, status).await,
             Input::Wake { version } => {
                 if version > self.view.version {
-                    self.refresh().await;
+                    self.refresh(version).await;
                 }
             }
             Input::StepTimer(n) => self.on_step_timer(n).await,
