@@ -3,6 +3,10 @@
 //! [`Runner`]. [`LiveProjections::start`] returns once both have caught up with the log, then
 //! keeps following it in the background until [`LiveProjections::stop`].
 //!
+//! Following runs on a thread of its own (with its own single-threaded async runtime), so a
+//! large batch of projection work never holds up the server's other tasks, even when the
+//! process is pinned to one CPU and the main runtime has a single worker.
+//!
 //! The panel is applied before the CDRs in every batch, so a CDR commit never delays what the
 //! panel shows.
 
@@ -11,7 +15,6 @@ use std::sync::Arc;
 
 use events::EventLog;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::ProjectionError;
 use crate::cdr::{CdrProjection, CdrStore};
@@ -26,7 +29,8 @@ pub struct LiveProjections {
     /// What the initial catch-up read.
     pub caught_up: CatchUp,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ProjectionError>>,
+    thread: std::thread::JoinHandle<()>,
+    outcome: oneshot::Receiver<Result<(), ProjectionError>>,
 }
 
 impl fmt::Debug for LiveProjections {
@@ -34,7 +38,7 @@ impl fmt::Debug for LiveProjections {
         f.debug_struct("LiveProjections")
             .field("cdrs", &self.cdrs.describe())
             .field("caught_up", &self.caught_up)
-            .field("running", &!self.task.is_finished())
+            .field("running", &self.is_running())
             .finish()
     }
 }
@@ -48,25 +52,41 @@ impl LiveProjections {
             .with(CdrProjection::new(cdrs.clone()));
         let caught_up = runner.catch_up().await?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            runner
-                .follow(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let (report, outcome) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("projections".into())
+            .spawn(move || {
+                let result = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(runner.follow(async {
+                        let _ = stopped.await;
+                    })),
+                    Err(e) => Err(ProjectionError::Store {
+                        target: "the projection thread".into(),
+                        detail: format!("cannot start its runtime: {e}"),
+                    }),
+                };
+                let _ = report.send(result);
+            })
+            .map_err(|e| ProjectionError::Store {
+                target: "the projection thread".into(),
+                detail: format!("cannot start it: {e}"),
+            })?;
         Ok(Self {
             panel: handle,
             cdrs,
             caught_up,
             stop: Some(stop),
-            task,
+            thread,
+            outcome,
         })
     }
 
     /// Whether the background runner is still following (it stops on a store or log error).
     pub fn is_running(&self) -> bool {
-        !self.task.is_finished()
+        !self.thread.is_finished()
     }
 
     /// Stops following, flushes, and returns the runner's outcome.
@@ -74,10 +94,12 @@ impl LiveProjections {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.map_err(|e| ProjectionError::Store {
-            target: self.cdrs.describe(),
-            detail: format!("the projection task failed: {e}"),
-        })?
+        (&mut self.outcome)
+            .await
+            .map_err(|_| ProjectionError::Store {
+                target: self.cdrs.describe(),
+                detail: "the projection thread ended without a result (it panicked)".into(),
+            })?
     }
 }
 
