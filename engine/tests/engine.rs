@@ -59,6 +59,19 @@ async fn start(
     .await
 }
 
+/// A SQLite log in `dir` holding the demo as a first start provisioned it (that engine has
+/// stopped since), and the log's head.
+async fn demo_log(dir: &tempfile::TempDir) -> (Arc<dyn EventLog>, GlobalPosition) {
+    let log = sqlite(dir).await;
+    start(&log, 1, demo_directory().unwrap())
+        .await
+        .unwrap()
+        .shutdown()
+        .await;
+    let head = log.head().await.unwrap();
+    (log, head)
+}
+
 /// The demo file with `edit` applied, loaded as the demo is (clear passwords hashed).
 fn demo_with(edit: impl FnOnce(String) -> String) -> LoadedDirectory {
     let text = edit(DEMO_TOML.to_owned());
@@ -218,12 +231,7 @@ async fn the_demo_directory_is_provisioned_into_an_empty_log() {
 #[actix::test]
 async fn a_second_start_over_the_same_log_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let head = {
-        let log = sqlite(&dir).await;
-        let engine = start(&log, 1, demo_directory().unwrap()).await.unwrap();
-        engine.shutdown().await;
-        log.head().await.unwrap()
-    };
+    let (_, head) = demo_log(&dir).await;
     // Let the retired actors drop their handles on the log before it is reopened.
     actix::clock::sleep(Duration::from_millis(50)).await;
     let log = sqlite(&dir).await;
@@ -256,10 +264,7 @@ async fn a_second_start_over_the_same_log_writes_nothing() {
 #[actix::test]
 async fn a_changed_directory_writes_exactly_the_difference() {
     let dir = tempfile::tempdir().unwrap();
-    let log = sqlite(&dir).await;
-    let first = start(&log, 1, demo_directory().unwrap()).await.unwrap();
-    first.shutdown().await;
-    let head = log.head().await.unwrap();
+    let (log, head) = demo_log(&dir).await;
 
     // One more user in sales; 1007 moves from support to sales.
     let changed = || {
@@ -323,13 +328,7 @@ sip_password = "sip-1013"
 #[actix::test]
 async fn renames_removals_and_queue_changes_are_applied_through_the_aggregates() {
     let dir = tempfile::tempdir().unwrap();
-    let log = sqlite(&dir).await;
-    start(&log, 1, demo_directory().unwrap())
-        .await
-        .unwrap()
-        .shutdown()
-        .await;
-    let head = log.head().await.unwrap();
+    let (log, head) = demo_log(&dir).await;
 
     let changed = demo_with(|text| {
         let text = replace_once(
@@ -396,13 +395,7 @@ async fn renames_removals_and_queue_changes_are_applied_through_the_aggregates()
 #[actix::test]
 async fn a_refused_change_writes_nothing_at_all() {
     let dir = tempfile::tempdir().unwrap();
-    let log = sqlite(&dir).await;
-    start(&log, 1, demo_directory().unwrap())
-        .await
-        .unwrap()
-        .shutdown()
-        .await;
-    let head = log.head().await.unwrap();
+    let (log, head) = demo_log(&dir).await;
 
     // 1002 and 1003 swap numbers (one command at a time cannot do that), alongside a change
     // that alone would be accepted.

@@ -85,21 +85,27 @@ pub fn write_event(out: &mut impl Write, e: &StoredEvent) -> io::Result<()> {
             format!("payload at position {} is not JSON: {err}", e.position),
         )
     })?;
-    let line = Line {
-        position: e.position,
-        stream: &e.stream,
-        version: e.version,
-        event_id: e.record.event_id,
-        event_type: &e.record.event_type,
-        schema_version: e.record.schema_version,
-        occurred_at: e.record.occurred_at,
-        tenant: e.record.tenant.as_ref(),
-        causation_id: e.record.causation_id,
-        correlation_id: e.record.correlation_id,
-        payload: payload.get(),
-        checksum: checksum(&e.stream, e.version, &e.record),
-    };
-    LineWriter::default().write(out, &line)
+    LineWriter::default().write(out, &Line::of(e, payload))
+}
+
+impl<'a> Line<'a> {
+    /// The line of a stored event whose payload is `payload` (its text, parsed as JSON).
+    pub(crate) fn of(e: &'a StoredEvent, payload: &'a RawValue) -> Self {
+        Line {
+            position: e.position,
+            stream: &e.stream,
+            version: e.version,
+            event_id: e.record.event_id,
+            event_type: &e.record.event_type,
+            schema_version: e.record.schema_version,
+            occurred_at: e.record.occurred_at,
+            tenant: e.record.tenant.as_ref(),
+            causation_id: e.record.causation_id,
+            correlation_id: e.record.correlation_id,
+            payload: payload.get(),
+            checksum: checksum(&e.stream, e.version, &e.record),
+        }
+    }
 }
 
 /// Writes lines in the one form the format has: compact JSON, the fields in the order `LineIn`
@@ -404,22 +410,10 @@ mod tests {
             write_event(&mut alone, e).expect("write");
             assert_eq!(String::from_utf8(alone).expect("utf8"), expected);
             let payload: &RawValue = serde_json::from_str(&e.record.payload).expect("payload");
-            let line = Line {
-                position: e.position,
-                stream: &e.stream,
-                version: e.version,
-                event_id: e.record.event_id,
-                event_type: &e.record.event_type,
-                schema_version: e.record.schema_version,
-                occurred_at: e.record.occurred_at,
-                tenant: e.record.tenant.as_ref(),
-                causation_id: e.record.causation_id,
-                correlation_id: e.record.correlation_id,
-                payload: payload.get(),
-                checksum: checksum(&e.stream, e.version, &e.record),
-            };
             let before = shared.len();
-            writer.write(&mut shared, &line).expect("write");
+            writer
+                .write(&mut shared, &Line::of(e, payload))
+                .expect("write");
             assert_eq!(
                 std::str::from_utf8(&shared[before..]).expect("utf8"),
                 expected

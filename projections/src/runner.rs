@@ -233,11 +233,7 @@ impl Runner {
         }
         tokio::pin!(stop);
         let wanted = self.wanted();
-        let wants = |e: &StoredEvent| {
-            wanted
-                .as_ref()
-                .is_none_or(|w| w.contains(e.record.event_type.as_str()))
-        };
+        let wants = |e: &StoredEvent| wanted_by(wanted.as_deref(), e);
         let hint = self.log.wake_ups();
         let mut sub = subscribe(self.log.clone(), self.position).with_batch(self.batch);
         loop {
@@ -293,6 +289,11 @@ impl Runner {
     }
 }
 
+/// Whether some projection folds `e` (`wanted`: the union of their interests; `None`: all).
+fn wanted_by(wanted: Option<&HashSet<&'static str>>, e: &StoredEvent) -> bool {
+    wanted.is_none_or(|w| w.contains(e.record.event_type.as_str()))
+}
+
 fn decode_one(stored: &StoredEvent) -> Result<Recorded, ProjectionError> {
     decode(stored).map_err(|source| ProjectionError::Decode {
         position: stored.position,
@@ -313,7 +314,7 @@ fn decode_page(
 ) -> Result<Decoded, ProjectionError> {
     let events = page
         .iter()
-        .filter(|e| wanted.is_none_or(|w| w.contains(e.record.event_type.as_str())))
+        .filter(|e| wanted_by(wanted, e))
         .map(decode_one)
         .collect::<Result<_, _>>()?;
     Ok(Decoded {

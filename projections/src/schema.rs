@@ -11,13 +11,13 @@
 
 use std::time::{Duration, Instant};
 
+use events::log::postgres::MIGRATION_LOCK_KEY;
+
 /// The SQLite dialect of the projections' tables.
 pub const SQLITE_V2: &str = include_str!("../../migrations/sqlite/V2__projections.sql");
 /// The PostgreSQL dialect of the projections' tables.
 pub const POSTGRES_V2: &str = include_str!("../../migrations/postgres/V2__projections.sql");
 
-/// The advisory lock key of `events::log::postgres` migrations ("Ledgerln").
-const MIGRATION_LOCK_KEY: i64 = 0x4c65_6467_6572_6c6e;
 /// How long to wait for another process's migration.
 const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(60);
 
@@ -61,6 +61,22 @@ pub async fn apply_postgres(client: &tokio_postgres::Client) -> Result<(), Schem
     Ok(())
 }
 
+/// The columns `sql` declares for the `cdr` table, in table order (for tests that hold the
+/// code's column list to the migrations).
+#[cfg(test)]
+pub(crate) fn cdr_columns(sql: &str) -> Vec<&str> {
+    let body = sql
+        .split("CREATE TABLE IF NOT EXISTS cdr (")
+        .nth(1)
+        .and_then(|rest| rest.split(");").next())
+        .unwrap_or_default();
+    body.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("PRIMARY KEY"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,20 +99,8 @@ mod tests {
 
     #[test]
     fn both_dialects_create_the_same_cdr_columns() {
-        let columns = |sql: &str| -> Vec<String> {
-            let body = sql
-                .split("CREATE TABLE IF NOT EXISTS cdr (")
-                .nth(1)
-                .and_then(|rest| rest.split(");").next())
-                .unwrap_or_default();
-            body.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("PRIMARY KEY"))
-                .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-                .collect()
-        };
-        let sqlite = columns(SQLITE_V2);
+        let sqlite = cdr_columns(SQLITE_V2);
         assert_eq!(sqlite.len(), 35, "{sqlite:?}");
-        assert_eq!(sqlite, columns(POSTGRES_V2));
+        assert_eq!(sqlite, cdr_columns(POSTGRES_V2));
     }
 }

@@ -107,6 +107,38 @@ pub(crate) fn carla() -> Party {
     party("1011", "management", "Carla Reyes")
 }
 
+/// One example of every event type outside `interest` (after checking each name there is an
+/// event type), [`aimed`] at the scripts' state and recorded for tenant `acme` at 30 s, at
+/// `position` as event `version` of `stream`: what a fold that declares `interest` must ignore.
+pub(crate) fn outside_interest(
+    interest: &[&str],
+    position: GlobalPosition,
+    stream: &StreamId,
+    version: u64,
+) -> Vec<Recorded> {
+    for name in interest {
+        assert!(
+            Event::type_named(name).is_some(),
+            "{name} is not an event type"
+        );
+    }
+    Event::examples()
+        .iter()
+        .filter(|example| !interest.contains(&example.event_type()))
+        .map(|example| Recorded {
+            position,
+            stream: stream.clone(),
+            version,
+            metadata: Metadata::new(
+                EventId::from_uuid(Uuid::from_u128(999)),
+                t0() + TimeDelta::seconds(30),
+            )
+            .with_tenant(TenantId::parse("acme").unwrap()),
+            event: aimed(example),
+        })
+        .collect()
+}
+
 /// `example` with its ids pointed at the scripts' own: its call at `call_id(1)`, its leg at
 /// `leg(2)`, its extension, mailbox and user at 1006 (Bruno), its department at support; so an
 /// example of any type lands on state a script built, and a fold that ignores it is seen to.

@@ -33,7 +33,7 @@ async fn queries_from_the_database_match_the_reference_predicate() {
 /// leave one set of tables and no error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema_applies_concurrently_and_twice() {
-    let db = TestDb::create("schema").await;
+    let db = TestDb::create_with_suffix("schema").await;
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let url = db.url.clone();

@@ -25,12 +25,13 @@ use events::ids::{
     StreamId, TenantId, UserId,
 };
 use events::model::{
-    CallOrigin, Direction, ExtensionCallState, HangupCause, LegRole, LineState, Party,
-    PresenceRule, PresenceSource, PresenceStateType, SettingSource, TransferMethod, Transport,
+    CallOrigin, Direction, ExtensionCallState, HangupCause, LegRole, Party, PresenceRule,
+    PresenceSource, PresenceStateType, SettingSource, TransferMethod, Transport,
 };
 use rand::Rng;
 
-use crate::world::{Agenda, Instance, Report, World, new_deadlines};
+use crate::edge::{call_violations, line_violation};
+use crate::world::{self, Agenda, Instance, Limits, Report, Scenario, World};
 
 /// Parameters of a busy hour.
 #[derive(Debug, Clone)]
@@ -83,6 +84,10 @@ struct Sim {
     observed: BTreeMap<(CallId, usize), ExtensionCallState>,
     counters: BTreeMap<&'static str, u64>,
     mean_hold_secs: f64,
+    /// Calls offered per second while the load is on.
+    rate_per_sec: f64,
+    /// DND toggles per second; presence changes come twice as often.
+    churn_per_sec: f64,
 }
 
 /// Presence states the simulated users pick from, with the demo's automatic actions.
@@ -132,6 +137,8 @@ pub fn run_busy_hour_with_log(
     progress: &mut dyn FnMut(u64, u64),
 ) -> (Report, std::sync::Arc<dyn events::EventLog>) {
     let tenant = TenantId::parse("sim").expect("\"sim\" is a valid tenant slug");
+    let n = params.extensions.max(2);
+    let per_hour = params.calls_per_hour.unwrap_or(n * 36 / 10).max(1);
     let mut sim = Sim {
         world: World::new(seed, tenant.clone()),
         agenda: Agenda::default(),
@@ -142,56 +149,58 @@ pub fn run_busy_hour_with_log(
         observed: BTreeMap::new(),
         counters: BTreeMap::new(),
         mean_hold_secs: params.mean_hold_secs,
+        rate_per_sec: f64::from(per_hour) / 3600.0,
+        // Background churn: each user changes presence about twice and DND about once an hour.
+        churn_per_sec: f64::from(n) / 3600.0,
     };
-    let n = params.extensions.max(2);
     sim.provision(n);
     let start = sim.world.now;
-    let load_ends = start + TimeDelta::minutes(i64::from(params.minutes));
-    let per_hour = params.calls_per_hour.unwrap_or(n * 36 / 10).max(1);
-    let rate_per_sec = f64::from(per_hour) / 3600.0;
-    // Background churn: each user changes presence about twice and DND about once an hour.
-    let churn_per_sec = f64::from(n) / 3600.0;
-    let first = sim.world.exp_delay(rate_per_sec);
+    let first = sim.world.exp_delay(sim.rate_per_sec);
     sim.agenda.at(start + first, Happening::Arrival);
-    let d = sim.world.exp_delay(churn_per_sec);
+    let d = sim.world.exp_delay(sim.churn_per_sec);
     sim.agenda.at(start + d, Happening::ToggleDnd);
-    let p = sim.world.exp_delay(2.0 * churn_per_sec);
+    let p = sim.world.exp_delay(2.0 * sim.churn_per_sec);
     sim.agenda.at(start + p, Happening::ChangePresence);
+    let limits = Limits {
+        minutes: params.minutes,
+        drain: TimeDelta::hours(2),
+        steps: 200 * u64::from(per_hour) + 1_000_000,
+    };
+    world::run(&mut sim, limits, progress);
+    let log = sim.world.log();
+    (sim.finish(params, seed), log)
+}
 
-    let total = (load_ends - start).num_seconds().max(1) as u64;
-    let mut last_report = 0u64;
-    // Liveness bound: draining may take at most this long after the load stops.
-    let drain_limit = load_ends + TimeDelta::hours(2);
-    let mut steps = 0u64;
-    while let Some((at, what)) = sim.agenda.pop() {
-        steps += 1;
-        if at > drain_limit || steps > 200 * u64::from(per_hour) + 1_000_000 {
-            sim.world.violation(format!(
-                "liveness: still busy after {steps} steps ({} pending): {what:?}",
-                sim.agenda.len()
-            ));
-            break;
-        }
-        sim.world.now = at.max(sim.world.now);
-        let load_on = sim.world.now < load_ends;
+impl Scenario for Sim {
+    type Happening = Happening;
+
+    fn world(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    fn agenda(&mut self) -> &mut Agenda<Happening> {
+        &mut self.agenda
+    }
+
+    fn step(&mut self, what: Happening, load_on: bool) {
         match what {
             Happening::Arrival if load_on => {
-                sim.arrival();
-                let next = sim.world.exp_delay(rate_per_sec);
-                sim.agenda.at(sim.world.now + next, Happening::Arrival);
+                self.arrival();
+                let next = self.world.exp_delay(self.rate_per_sec);
+                self.agenda.at(self.world.now + next, Happening::Arrival);
             }
             Happening::ToggleDnd if load_on => {
-                let ext = sim.world.rng.random_range(0..sim.extensions.len());
-                sim.toggle_dnd(ext);
-                let next = sim.world.exp_delay(churn_per_sec);
-                sim.agenda.at(sim.world.now + next, Happening::ToggleDnd);
+                let ext = self.world.rng.random_range(0..self.extensions.len());
+                self.toggle_dnd(ext);
+                let next = self.world.exp_delay(self.churn_per_sec);
+                self.agenda.at(self.world.now + next, Happening::ToggleDnd);
             }
             Happening::ChangePresence if load_on => {
-                let ext = sim.world.rng.random_range(0..sim.extensions.len());
-                sim.change_presence(ext);
-                let next = sim.world.exp_delay(2.0 * churn_per_sec);
-                sim.agenda
-                    .at(sim.world.now + next, Happening::ChangePresence);
+                let ext = self.world.rng.random_range(0..self.extensions.len());
+                self.change_presence(ext);
+                let next = self.world.exp_delay(2.0 * self.churn_per_sec);
+                self.agenda
+                    .at(self.world.now + next, Happening::ChangePresence);
             }
             // Phones stop refreshing with the load; their registrations then lapse.
             Happening::Arrival
@@ -199,17 +208,9 @@ pub fn run_busy_hour_with_log(
             | Happening::ChangePresence
             | Happening::Refresh { .. }
                 if !load_on => {}
-            other => sim.handle(other),
-        }
-        let done = (sim.world.now - start).num_seconds().max(0) as u64;
-        if done >= last_report + 60 {
-            last_report = done;
-            progress(done.min(total), total);
+            other => self.handle(other),
         }
     }
-    progress(total, total);
-    let log = sim.world.log();
-    (sim.finish(params, seed), log)
 }
 
 impl Sim {
@@ -284,16 +285,13 @@ impl Sim {
 
     /// Runs an extension command, re-arms its deadlines and checks its invariants.
     fn ext_command(&mut self, i: usize, command: ExtensionCommand) -> bool {
-        let instance = &mut self.extensions[i].1;
-        let before = instance.state.deadlines();
-        let result = self.world.execute(&self.ext_streams[i], instance, &command);
-        // Deadlines only change with the state, and only new ones need arming.
-        if matches!(&result, Ok(events) if !events.is_empty()) {
-            for d in new_deadlines(&before, instance.state.deadlines()) {
-                self.agenda
-                    .at(d.at, Happening::ExtensionDeadline { ext: i, at: d.at });
-            }
-        }
+        let agenda = &mut self.agenda;
+        let result = self.world.execute_arming(
+            &self.ext_streams[i],
+            &mut self.extensions[i].1,
+            &command,
+            |d| agenda.at(d.at, Happening::ExtensionDeadline { ext: i, at: d.at }),
+        );
         self.check_extension(i);
         result.is_ok()
     }
@@ -301,23 +299,18 @@ impl Sim {
     /// Runs a call command, reports progress to the extensions, re-arms deadlines, checks.
     fn call_command(&mut self, call: CallId, command: CallCommand) -> bool {
         let stream = StreamId::call(call);
-        let instance = self.calls.entry(call).or_default();
-        let before = instance.state.deadlines();
-        let result = self.world.execute(&stream, instance, &command);
-        let accepted = matches!(&result, Ok(events) if !events.is_empty());
-        // Deadlines only change with the state, and only new ones need arming.
-        if accepted {
-            for d in new_deadlines(&before, instance.state.deadlines()) {
-                self.agenda
-                    .at(d.at, Happening::CallDeadline { call, at: d.at });
-            }
-        }
-        let ok = result.is_ok();
-        if accepted {
+        let agenda = &mut self.agenda;
+        let result = self.world.execute_arming(
+            &stream,
+            self.calls.entry(call).or_default(),
+            &command,
+            |d| agenda.at(d.at, Happening::CallDeadline { call, at: d.at }),
+        );
+        if matches!(&result, Ok(events) if !events.is_empty()) {
             self.observe(call);
         }
         self.check_call(call);
-        ok
+        result.is_ok()
     }
 
     fn index_of(&self, ext: &ExtensionNumber) -> Option<usize> {
@@ -331,35 +324,7 @@ impl Sim {
         let Some(instance) = self.calls.get(&call) else {
             return;
         };
-        let mut now_states: BTreeMap<usize, ExtensionCallState> = BTreeMap::new();
-        for leg in instance.state.legs() {
-            let Some(i) = leg.party.extension.as_ref().and_then(|e| self.index_of(e)) else {
-                continue;
-            };
-            let state = if leg.ended.is_some() {
-                ExtensionCallState::Ended
-            } else if leg.held {
-                ExtensionCallState::Held
-            } else if leg.answered_at.is_some() {
-                ExtensionCallState::Answered
-            } else if leg.role == LegRole::Caller {
-                ExtensionCallState::Calling
-            } else {
-                ExtensionCallState::Ringing
-            };
-            // An extension with several legs in one call shows its most active one.
-            let rank = |s: &ExtensionCallState| match s {
-                ExtensionCallState::Answered => 5,
-                ExtensionCallState::Held => 4,
-                ExtensionCallState::Calling => 3,
-                ExtensionCallState::Ringing => 2,
-                ExtensionCallState::Ended => 1,
-            };
-            let entry = now_states.entry(i).or_insert(state);
-            if rank(&state) > rank(entry) {
-                *entry = state;
-            }
-        }
+        let now_states = instance.state.extension_parts(|e| self.index_of(e));
         for (i, state) in now_states {
             if self.observed.get(&(call, i)) == Some(&state) {
                 continue;
@@ -759,8 +724,7 @@ impl Sim {
             state.route_incoming(self.world.now),
             RouteDecision::Ring(_) | RouteDecision::FollowMe(_)
         );
-        let idle_line = matches!(state.line_state(), LineState::Idle | LineState::Offline);
-        let no_calls = state.calls().is_empty();
+        let line = line_violation(&number, state);
         if presence_dnd && !dnd {
             self.world
                 .violation(format!("{number}: presence is a DND state but DND is off"));
@@ -769,9 +733,8 @@ impl Sim {
             self.world
                 .violation(format!("{number}: DND is on but routing would ring it"));
         }
-        if no_calls && !idle_line {
-            self.world
-                .violation(format!("{number}: in no call but the line shows busy"));
+        if let Some(v) = line {
+            self.world.violation(v);
         }
     }
 
@@ -779,12 +742,8 @@ impl Sim {
         let Some(c) = self.calls.get(&call) else {
             return;
         };
-        if !c.state.never_ended_twice() {
-            self.world.violation(format!("call {call} ended twice"));
-        }
-        if c.state.is_ended() && c.state.legs().iter().any(|l| l.ended.is_none()) {
-            self.world
-                .violation(format!("call {call} ended while a leg is still up"));
+        for v in call_violations(call, &c.state) {
+            self.world.violation(v);
         }
     }
 

@@ -34,7 +34,7 @@ use events::model::{
 use futures_util::FutureExt;
 use rand::Rng;
 
-use crate::world::{Agenda, Instance, Report, World};
+use crate::world::{self, Agenda, Instance, Limits, Report, Scenario, World};
 
 /// Parameters of a chat burst.
 #[derive(Debug, Clone)]
@@ -272,6 +272,10 @@ struct Sim {
     /// Aggregates a command went to since the last check.
     touched: BTreeSet<Target>,
     counters: BTreeMap<&'static str, u64>,
+    /// Bursts started per second while the load is on.
+    burst_rate: f64,
+    /// Other actions per second while the load is on.
+    action_rate: f64,
 }
 
 const PHRASES: &[&str] = &[
@@ -316,6 +320,9 @@ fn normalised(raw: &str) -> String {
 /// Runs a chat burst for `seed`, calling `progress(simulated seconds done, total)` now and then.
 pub fn run_chat_burst(params: &ChatBurst, seed: u64, progress: &mut dyn FnMut(u64, u64)) -> Report {
     let tenant = TenantId::parse("sim").expect("\"sim\" is a valid tenant slug");
+    let n_users = params.users.max(4);
+    let bursts_per_hour = params.bursts_per_hour.unwrap_or(n_users * 6).max(1);
+    let actions_per_hour = params.actions_per_hour.unwrap_or(n_users * 15).max(1);
     let mut sim = Sim {
         world: World::new(seed, tenant.clone()),
         agenda: Agenda::default(),
@@ -326,8 +333,9 @@ pub fn run_chat_burst(params: &ChatBurst, seed: u64, progress: &mut dyn FnMut(u6
         direct: BTreeMap::new(),
         touched: BTreeSet::new(),
         counters: BTreeMap::new(),
+        burst_rate: f64::from(bursts_per_hour) / 3600.0,
+        action_rate: f64::from(actions_per_hour) / 3600.0,
     };
-    let n_users = params.users.max(4);
     for k in 0..n_users {
         if let Ok(u) = UserId::parse(format!("u{k:03}")) {
             sim.users.push(u);
@@ -338,50 +346,49 @@ pub fn run_chat_burst(params: &ChatBurst, seed: u64, progress: &mut dyn FnMut(u6
     }
     sim.check_touched();
     let start = sim.world.now;
-    let load_ends = start + TimeDelta::minutes(i64::from(params.minutes));
-    let bursts_per_hour = params.bursts_per_hour.unwrap_or(n_users * 6).max(1);
-    let actions_per_hour = params.actions_per_hour.unwrap_or(n_users * 15).max(1);
-    let burst_rate = f64::from(bursts_per_hour) / 3600.0;
-    let action_rate = f64::from(actions_per_hour) / 3600.0;
-    let b = sim.world.exp_delay(burst_rate);
+    let b = sim.world.exp_delay(sim.burst_rate);
     sim.agenda.at(start + b, Happening::Burst);
-    let a = sim.world.exp_delay(action_rate);
+    let a = sim.world.exp_delay(sim.action_rate);
     sim.agenda.at(start + a, Happening::Action);
+    let limits = Limits {
+        minutes: params.minutes,
+        // Restores are due at most five minutes after the last archive.
+        drain: TimeDelta::hours(1),
+        steps: 100 * u64::from(bursts_per_hour + actions_per_hour) + 1_000_000,
+    };
+    world::run(&mut sim, limits, progress);
+    sim.finish(params, seed)
+}
 
-    let total = (load_ends - start).num_seconds().max(1) as u64;
-    let mut last_report = 0u64;
-    // Liveness bound: restores are due at most five minutes after the last archive.
-    let drain_limit = load_ends + TimeDelta::hours(1);
-    let step_limit = 100 * u64::from(bursts_per_hour + actions_per_hour) + 1_000_000;
-    let mut steps = 0u64;
-    while let Some((at, what)) = sim.agenda.pop() {
-        steps += 1;
-        if at > drain_limit || steps > step_limit {
-            sim.world.violation(format!(
-                "liveness: still busy after {steps} steps ({} pending): {what:?}",
-                sim.agenda.len()
-            ));
-            break;
-        }
-        sim.world.now = at.max(sim.world.now);
-        let load_on = sim.world.now < load_ends;
+impl Scenario for Sim {
+    type Happening = Happening;
+
+    fn world(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    fn agenda(&mut self) -> &mut Agenda<Happening> {
+        &mut self.agenda
+    }
+
+    fn step(&mut self, what: Happening, load_on: bool) {
         match what {
             Happening::Burst if load_on => {
-                sim.burst();
-                let next = sim.world.exp_delay(burst_rate);
-                sim.agenda.at(sim.world.now + next, Happening::Burst);
+                self.burst();
+                let next = self.world.exp_delay(self.burst_rate);
+                self.agenda.at(self.world.now + next, Happening::Burst);
             }
             Happening::Action if load_on => {
-                sim.action();
-                let next = sim.world.exp_delay(action_rate);
-                sim.agenda.at(sim.world.now + next, Happening::Action);
+                self.action();
+                let next = self.world.exp_delay(self.action_rate);
+                self.agenda.at(self.world.now + next, Happening::Action);
             }
             Happening::Post { target, left } if load_on => {
-                sim.post(target);
+                self.post(target);
                 if left > 0 {
-                    let gap = sim.world.uniform_secs(0.5, 8.0);
-                    sim.agenda.at(
-                        sim.world.now + gap,
+                    let gap = self.world.uniform_secs(0.5, 8.0);
+                    self.agenda.at(
+                        self.world.now + gap,
                         Happening::Post {
                             target,
                             left: left - 1,
@@ -391,17 +398,10 @@ pub fn run_chat_burst(params: &ChatBurst, seed: u64, progress: &mut dyn FnMut(u6
             }
             // The load stops: bursts break off and nobody starts anything new.
             Happening::Burst | Happening::Action | Happening::Post { .. } => {}
-            Happening::Restore { room } => sim.restore(room),
+            Happening::Restore { room } => self.restore(room),
         }
-        sim.check_touched();
-        let done = (sim.world.now - start).num_seconds().max(0) as u64;
-        if done >= last_report + 60 {
-            last_report = done;
-            progress(done.min(total), total);
-        }
+        self.check_touched();
     }
-    progress(total, total);
-    sim.finish(params, seed)
 }
 
 impl Sim {
@@ -427,12 +427,12 @@ impl Sim {
         r: usize,
         command: RoomCommand,
     ) -> Result<Vec<RoomEvent>, RoomRejection> {
-        let stream = self.rooms[r].stream.clone();
-        let mut instance = std::mem::take(&mut self.rooms[r].instance);
-        let result = self.world.execute(&stream, &mut instance, &command);
-        self.rooms[r].instance = instance;
+        let aggregate = &mut self.rooms[r];
+        let result = self
+            .world
+            .execute(&aggregate.stream, &mut aggregate.instance, &command);
         if let Ok(events) = &result {
-            self.rooms[r].shadow.fold_room(events);
+            aggregate.shadow.fold_room(events);
         }
         self.touched.insert(Target::Room(r));
         result
@@ -443,12 +443,12 @@ impl Sim {
         c: usize,
         command: ConversationCommand,
     ) -> Result<Vec<ConversationEvent>, ConversationRejection> {
-        let stream = self.convs[c].stream.clone();
-        let mut instance = std::mem::take(&mut self.convs[c].instance);
-        let result = self.world.execute(&stream, &mut instance, &command);
-        self.convs[c].instance = instance;
+        let aggregate = &mut self.convs[c];
+        let result = self
+            .world
+            .execute(&aggregate.stream, &mut aggregate.instance, &command);
         if let Ok(events) = &result {
-            self.convs[c].shadow.fold_conversation(events);
+            aggregate.shadow.fold_conversation(events);
         }
         self.touched.insert(Target::Conv(c));
         result

@@ -27,7 +27,7 @@ use events::ids::{
 use events::model::{ConferenceEvent, MemberLeftReason, Party};
 use rand::Rng;
 
-use crate::world::{Agenda, Instance, Report, World, new_deadlines};
+use crate::world::{self, Agenda, Instance, Limits, Report, Scenario, World};
 
 /// Parameters of a conference storm.
 #[derive(Debug, Clone)]
@@ -178,6 +178,10 @@ struct Sim {
     operator: UserId,
     counters: BTreeMap<&'static str, u64>,
     mean_stay_secs: f64,
+    /// Dial-ins per second while the load is on.
+    rate_per_sec: f64,
+    /// Moderation actions per second while the load is on.
+    moderation_per_sec: f64,
 }
 
 /// Runs a conference storm for `seed`, calling `progress(simulated seconds done, total)` now
@@ -189,6 +193,9 @@ pub fn run_conference_storm(
 ) -> Report {
     let tenant = TenantId::parse("sim").expect("\"sim\" is a valid tenant slug");
     let operator = UserId::parse("operator").expect("\"operator\" is a valid user id");
+    let n = params.rooms.max(1);
+    let per_hour = params.joins_per_hour.unwrap_or(n * 40).max(1);
+    let moderation_per_hour = params.moderation_per_hour.unwrap_or(n * 30).max(1);
     let mut sim = Sim {
         world: World::new(seed, tenant.clone()),
         agenda: Agenda::default(),
@@ -198,63 +205,56 @@ pub fn run_conference_storm(
         operator,
         counters: BTreeMap::new(),
         mean_stay_secs: params.mean_stay_secs.max(1.0),
+        rate_per_sec: f64::from(per_hour) / 3600.0,
+        moderation_per_sec: f64::from(moderation_per_hour) / 3600.0,
     };
-    let n = params.rooms.max(1);
     sim.provision(&tenant, n);
     let start = sim.world.now;
-    let load_ends = start + TimeDelta::minutes(i64::from(params.minutes));
-    let per_hour = params.joins_per_hour.unwrap_or(n * 40).max(1);
-    let rate_per_sec = f64::from(per_hour) / 3600.0;
-    let moderation_per_hour = params.moderation_per_hour.unwrap_or(n * 30).max(1);
-    let moderation_per_sec = f64::from(moderation_per_hour) / 3600.0;
-    let first = sim.world.exp_delay(rate_per_sec);
+    let first = sim.world.exp_delay(sim.rate_per_sec);
     sim.agenda.at(start + first, Happening::Arrival);
-    let m = sim.world.exp_delay(moderation_per_sec);
+    let m = sim.world.exp_delay(sim.moderation_per_sec);
     sim.agenda.at(start + m, Happening::Moderate);
+    let limits = Limits {
+        minutes: params.minutes,
+        // Stays are capped at an hour, so draining takes at most a little longer.
+        drain: TimeDelta::hours(2),
+        steps: 400 * u64::from(per_hour + moderation_per_hour) + 1_000_000,
+    };
+    world::run(&mut sim, limits, progress);
+    sim.finish(params, seed)
+}
 
-    let total = (load_ends - start).num_seconds().max(1) as u64;
-    let mut last_report = 0u64;
-    // Liveness bound: stays are capped at an hour, so draining takes at most a little longer.
-    let drain_limit = load_ends + TimeDelta::hours(2);
-    let step_limit = 400 * u64::from(per_hour + moderation_per_hour) + 1_000_000;
-    let mut steps = 0u64;
-    while let Some((at, what)) = sim.agenda.pop() {
-        steps += 1;
-        if at > drain_limit || steps > step_limit {
-            sim.world.violation(format!(
-                "liveness: still busy after {steps} steps ({} pending): {what:?}",
-                sim.agenda.len()
-            ));
-            break;
-        }
-        sim.world.now = at.max(sim.world.now);
-        let load_on = sim.world.now < load_ends;
+impl Scenario for Sim {
+    type Happening = Happening;
+
+    fn world(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    fn agenda(&mut self) -> &mut Agenda<Happening> {
+        &mut self.agenda
+    }
+
+    fn step(&mut self, what: Happening, load_on: bool) {
         match what {
             Happening::Arrival if load_on => {
-                sim.arrival();
-                let next = sim.world.exp_delay(rate_per_sec);
-                sim.agenda.at(sim.world.now + next, Happening::Arrival);
+                self.arrival();
+                let next = self.world.exp_delay(self.rate_per_sec);
+                self.agenda.at(self.world.now + next, Happening::Arrival);
             }
             Happening::Moderate if load_on => {
-                sim.moderate();
-                let next = sim.world.exp_delay(moderation_per_sec);
-                sim.agenda.at(sim.world.now + next, Happening::Moderate);
+                self.moderate();
+                let next = self.world.exp_delay(self.moderation_per_sec);
+                self.agenda.at(self.world.now + next, Happening::Moderate);
             }
             // The load stops: nobody new dials in and moderators stop; calls in flight go on.
             Happening::Arrival | Happening::Moderate => {}
-            other => sim.handle(other),
+            other => self.handle(other),
         }
-        for r in 0..sim.rooms.len() {
-            sim.check_room(r);
-        }
-        let done = (sim.world.now - start).num_seconds().max(0) as u64;
-        if done >= last_report + 60 {
-            last_report = done;
-            progress(done.min(total), total);
+        for r in 0..self.rooms.len() {
+            self.check_room(r);
         }
     }
-    progress(total, total);
-    sim.finish(params, seed)
 }
 
 impl Sim {
@@ -352,15 +352,13 @@ impl Sim {
         r: usize,
         command: ConferenceCommand,
     ) -> Result<Vec<ConferenceEvent>, ConferenceRejection> {
-        let stream = self.rooms[r].stream.clone();
-        let mut instance = std::mem::take(&mut self.rooms[r].instance);
-        let before = instance.state.deadlines();
-        let result = self.world.execute(&stream, &mut instance, &command);
-        for d in new_deadlines(&before, instance.state.deadlines()) {
-            self.agenda
-                .at(d.at, Happening::RoomDeadline { room: r, at: d.at });
-        }
-        self.rooms[r].instance = instance;
+        let room = &mut self.rooms[r];
+        let agenda = &mut self.agenda;
+        let result = self
+            .world
+            .execute_arming(&room.stream, &mut room.instance, &command, |d| {
+                agenda.at(d.at, Happening::RoomDeadline { room: r, at: d.at })
+            });
         if let Ok(events) = &result {
             self.fold_events(r, events);
         }

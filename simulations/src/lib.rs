@@ -9,6 +9,7 @@
 pub mod busy_hour;
 pub mod chat_burst;
 pub mod conference_storm;
+pub mod edge;
 pub mod queue_storm;
 pub mod world;
 

@@ -44,7 +44,8 @@ use events::model::{
 };
 use rand::Rng;
 
-use crate::world::{Agenda, Instance, Report, World, new_deadlines, secs};
+use crate::edge::{call_violations, line_violation};
+use crate::world::{self, Agenda, Instance, Limits, Report, Scenario, World, secs};
 
 /// Parameters of a queue storm.
 #[derive(Debug, Clone)]
@@ -196,8 +197,10 @@ impl Happening {
 }
 
 /// Rates of the generators, per second.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Rates {
+    /// Callers per hour on average over the waves.
+    callers_per_hour: u32,
     /// Arrivals are drawn at the peak rate and thinned to the rate of the moment.
     peak_arrivals: f64,
     pause: f64,
@@ -208,10 +211,35 @@ struct Rates {
     reboot: f64,
 }
 
+impl Rates {
+    /// The rates for `agents` agents in `queues` queues.
+    fn of(params: &QueueStorm, agents: usize, queues: usize) -> Self {
+        let callers_per_hour = params
+            .callers_per_hour
+            .unwrap_or(u32::try_from(agents * 18).unwrap_or(u32::MAX))
+            .max(1);
+        let agents = f64::from(u32::try_from(agents).unwrap_or(u32::MAX));
+        let queues = queues as f64;
+        let hourly = |n: f64| n / 3600.0;
+        Self {
+            callers_per_hour,
+            peak_arrivals: 2.0 * hourly(f64::from(callers_per_hour)),
+            pause: hourly(3.0 * agents),
+            pause_all: hourly(2.0 * queues),
+            log_out: hourly(agents),
+            penalty: hourly(0.5 * agents),
+            private_call: hourly(1.5 * agents),
+            reboot: hourly(0.3 * agents),
+        }
+    }
+}
+
 /// One provisioned extension.
 #[derive(Debug)]
 struct Ext {
     number: ExtensionNumber,
+    /// The extension's stream, named once rather than for every command.
+    stream: StreamId,
     instance: Instance<Extension>,
     party: Party,
 }
@@ -318,6 +346,7 @@ struct Sim {
     trunk: Option<TrunkId>,
     department: Option<DepartmentId>,
     depth: u32,
+    rates: Rates,
 }
 
 fn reason_name(reason: QueueLeaveReason) -> &'static str {
@@ -339,23 +368,7 @@ pub fn run_queue_storm(
 ) -> Report {
     let mut sim = Sim::new(params, seed);
     let start = sim.world.now;
-    let load_ends = start + TimeDelta::minutes(i64::from(params.minutes));
-    let agents = f64::from(u32::try_from(sim.seats.len()).unwrap_or(u32::MAX));
-    let queues = sim.desks.len() as f64;
-    let per_hour = params
-        .callers_per_hour
-        .unwrap_or(u32::try_from(sim.seats.len() * 18).unwrap_or(u32::MAX))
-        .max(1);
-    let hourly = |n: f64| n / 3600.0;
-    let rates = Rates {
-        peak_arrivals: 2.0 * hourly(f64::from(per_hour)),
-        pause: hourly(3.0 * agents),
-        pause_all: hourly(2.0 * queues),
-        log_out: hourly(agents),
-        penalty: hourly(0.5 * agents),
-        private_call: hourly(1.5 * agents),
-        reboot: hourly(0.3 * agents),
-    };
+    let rates = sim.rates;
     for (what, rate) in [
         (Happening::Arrival, rates.peak_arrivals),
         (Happening::Pause, rates.pause),
@@ -368,43 +381,41 @@ pub fn run_queue_storm(
         let first = sim.world.exp_delay(rate);
         sim.agenda.at(start + first, what);
     }
-
-    let total = (load_ends - start).num_seconds().max(1) as u64;
-    let mut last_report = 0u64;
-    // Liveness bound: draining may take at most this long after the load stops (registrations
-    // lapse within the hour once phones stop refreshing).
-    let drain_limit = load_ends + TimeDelta::hours(2);
-    let step_limit = 400 * u64::from(per_hour) + 1_000_000;
-    let mut steps = 0u64;
-    while let Some((at, what)) = sim.agenda.pop() {
-        // A timer disarmed since it was queued is not a happening, and the load stops at
-        // `load_ends`: neither moves the clock.
-        if !sim.armed(&what) || (what.is_generator() && at >= load_ends) {
-            continue;
-        }
-        steps += 1;
-        if at > drain_limit || steps > step_limit {
-            sim.world.violation(format!(
-                "liveness: still busy after {steps} steps ({} pending): {what:?}",
-                sim.agenda.len()
-            ));
-            break;
-        }
-        sim.world.now = at.max(sim.world.now);
-        if what.is_generator() {
-            sim.generate(what, &rates);
-        } else {
-            sim.handle(what);
-        }
-        sim.check_step();
-        let done = (sim.world.now - start).num_seconds().max(0) as u64;
-        if done >= last_report + 60 {
-            last_report = done;
-            progress(done.min(total), total);
-        }
-    }
-    progress(total, total);
+    let limits = Limits {
+        minutes: params.minutes,
+        // Registrations lapse within the hour once phones stop refreshing.
+        drain: TimeDelta::hours(2),
+        steps: 400 * u64::from(rates.callers_per_hour) + 1_000_000,
+    };
+    world::run(&mut sim, limits, progress);
     sim.finish(params, seed)
+}
+
+impl Scenario for Sim {
+    type Happening = Happening;
+
+    fn world(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    fn agenda(&mut self) -> &mut Agenda<Happening> {
+        &mut self.agenda
+    }
+
+    /// A timer disarmed since it was queued is not a happening, and the load stops at
+    /// `load_ends`: neither moves the clock.
+    fn dropped(&self, what: &Happening, at: DateTime<Utc>, load_ends: DateTime<Utc>) -> bool {
+        !self.armed(what) || (what.is_generator() && at >= load_ends)
+    }
+
+    fn step(&mut self, what: Happening, _load_on: bool) {
+        if what.is_generator() {
+            self.generate(what);
+        } else {
+            self.handle(what);
+        }
+        self.check_step();
+    }
 }
 
 impl Sim {
@@ -433,8 +444,10 @@ impl Sim {
             trunk: TrunkId::parse("pstn").ok(),
             department: DepartmentId::parse("support").ok(),
             depth: 0,
+            rates: Rates::default(),
         };
         sim.provision(params.agents.max(1), params.queues.clamp(1, 8), seed);
+        sim.rates = Rates::of(params, sim.seats.len(), sim.desks.len());
         sim
     }
 
@@ -465,20 +478,14 @@ impl Sim {
                 .violation(format!("runaway reactions: dropped {command:?}"));
             return None;
         }
-        let stream = self.desks[q].stream.clone();
-        let mut instance = std::mem::take(&mut self.desks[q].instance);
-        let before = instance.state.deadlines();
-        let result = self.world.execute(&stream, &mut instance, &command);
-        for d in new_deadlines(&before, instance.state.deadlines()) {
-            self.agenda.at(
-                d.at,
-                Happening::QueueDeadline {
-                    queue: q,
-                    deadline: Box::new(d),
-                },
-            );
-        }
-        self.desks[q].instance = instance;
+        let desk = &mut self.desks[q];
+        let agenda = &mut self.agenda;
+        let result = self
+            .world
+            .execute_arming(&desk.stream, &mut desk.instance, &command, |d| {
+                let deadline = Box::new(d);
+                agenda.at(deadline.at, Happening::QueueDeadline { queue: q, deadline });
+            });
         let events = result.ok()?;
         for e in &events {
             self.track(q, e);
@@ -496,21 +503,14 @@ impl Sim {
     /// a queue caller, reports progress to the extensions, checks. `true` when accepted.
     fn call_command(&mut self, call: CallId, command: CallCommand) -> bool {
         let stream = StreamId::call(call);
-        let mut instance = self.calls.remove(&call).unwrap_or_default();
-        let before = instance.state.deadlines();
-        let result = self.world.execute(&stream, &mut instance, &command);
-        for d in new_deadlines(&before, instance.state.deadlines()) {
-            self.agenda.at(
-                d.at,
-                Happening::CallDeadline {
-                    call,
-                    deadline: Box::new(d),
-                },
-            );
-        }
+        let instance = self.calls.entry(call).or_default();
+        let agenda = &mut self.agenda;
+        let result = self.world.execute_arming(&stream, instance, &command, |d| {
+            let deadline = Box::new(d);
+            agenda.at(deadline.at, Happening::CallDeadline { call, deadline });
+        });
         let changed = matches!(&result, Ok(events) if !events.is_empty());
         let ended = instance.state.is_ended();
-        self.calls.insert(call, instance);
         if changed {
             if ended {
                 self.open.remove(&call);
@@ -531,22 +531,19 @@ impl Sim {
     /// Runs an extension command, re-arms its deadlines, checks it, and reports a change of an
     /// agent's line to the queues.
     fn ext_command(&mut self, i: usize, command: ExtensionCommand) -> bool {
-        let stream = StreamId::extension(&self.tenant, &self.exts[i].number);
-        let mut instance = std::mem::take(&mut self.exts[i].instance);
-        let line_before = instance.state.line_state();
-        let before = instance.state.deadlines();
-        let result = self.world.execute(&stream, &mut instance, &command);
-        for d in new_deadlines(&before, instance.state.deadlines()) {
-            self.agenda.at(
-                d.at,
-                Happening::ExtensionDeadline {
-                    ext: i,
-                    deadline: Box::new(d),
-                },
-            );
-        }
-        let line_after = instance.state.line_state();
-        self.exts[i].instance = instance;
+        let ext = &mut self.exts[i];
+        let line_before = ext.instance.state.line_state();
+        let agenda = &mut self.agenda;
+        let result = self
+            .world
+            .execute_arming(&ext.stream, &mut ext.instance, &command, |d| {
+                let deadline = Box::new(d);
+                agenda.at(
+                    deadline.at,
+                    Happening::ExtensionDeadline { ext: i, deadline },
+                );
+            });
+        let line_after = ext.instance.state.line_state();
         self.check_extension(i);
         if line_after != line_before
             && let Some(&seat) = self.seat_of.get(&i)
@@ -655,6 +652,7 @@ impl Sim {
         let party = Party::internal(ext.clone(), user.clone(), department.clone(), name.clone());
         self.exts.push(Ext {
             number: ext.clone(),
+            stream: StreamId::extension(&self.tenant, &ext),
             instance: Instance::default(),
             party,
         });
@@ -979,30 +977,7 @@ impl Sim {
 
     /// Rings operator `op` for the caller and stops the hold music.
     fn ring_operator(&mut self, call: CallId, qc: &QueueCall, op: usize) {
-        let contacts = match self.exts[op].instance.state.route_incoming(self.world.now) {
-            RouteDecision::Ring(plan) => plan.contacts,
-            _ => Vec::new(),
-        };
-        let legs: Vec<RingContact> = contacts
-            .iter()
-            .map(|c| RingContact {
-                leg: LegId::from_uuid(self.world.uuid()),
-                contact: Some(c.contact),
-            })
-            .collect();
-        let rang = !legs.is_empty()
-            && self.call_command(
-                call,
-                CallCommand::Ring {
-                    parent: qc.caller_leg,
-                    callee: self.exts[op].party.clone(),
-                    role: LegRole::Forward,
-                    contacts: legs.clone(),
-                    ring_timeout: TimeDelta::seconds(30),
-                    voicemail: None,
-                },
-            );
-        if !rang {
+        let Some(legs) = self.ring_extension(call, qc.caller_leg, op, LegRole::Forward) else {
             if let Some(c) = self.qcalls.get_mut(&call) {
                 c.story = Story::Unreachable;
             }
@@ -1015,14 +990,12 @@ impl Sim {
                 },
             );
             return;
-        }
+        };
         if let Some(c) = self.qcalls.get_mut(&call) {
             c.story = Story::Operator;
         }
         self.count("sent to an operator");
-        for l in &legs {
-            self.call_command(call, CallCommand::Ringing { leg: l.leg });
-        }
+        self.ringing(call, &legs);
         // The hold music stops; the operator's leg keeps the caller's call up.
         if self.leg_is_ringing(call, qc.media_leg) {
             self.call_command(
@@ -1033,14 +1006,61 @@ impl Sim {
                 },
             );
         }
-        let delay = self.uniform(2.0, 8.0);
-        self.after(
-            delay,
-            Happening::Answer {
+        self.answer_soon(call, legs[0]);
+    }
+
+    /// A new leg for each contact extension `i`'s routing would ring now; none when it would
+    /// not ring.
+    fn ring_legs(&mut self, i: usize) -> Vec<RingContact> {
+        let contacts = match self.exts[i].instance.state.route_incoming(self.world.now) {
+            RouteDecision::Ring(plan) => plan.contacts,
+            _ => Vec::new(),
+        };
+        contacts
+            .iter()
+            .map(|c| RingContact {
+                leg: LegId::from_uuid(self.world.uuid()),
+                contact: Some(c.contact),
+            })
+            .collect()
+    }
+
+    /// Rings extension `i` for `call` from `parent` as `role` for up to 30 seconds: the legs
+    /// rung, or `None` when it has no contact to ring or the call refused.
+    fn ring_extension(
+        &mut self,
+        call: CallId,
+        parent: LegId,
+        i: usize,
+        role: LegRole,
+    ) -> Option<Vec<LegId>> {
+        let legs = self.ring_legs(i);
+        let rang = !legs.is_empty()
+            && self.call_command(
                 call,
-                leg: legs[0].leg,
-            },
-        );
+                CallCommand::Ring {
+                    parent,
+                    callee: self.exts[i].party.clone(),
+                    role,
+                    contacts: legs.clone(),
+                    ring_timeout: TimeDelta::seconds(30),
+                    voicemail: None,
+                },
+            );
+        rang.then(|| legs.iter().map(|l| l.leg).collect())
+    }
+
+    /// Each of `legs` reports ringing (180).
+    fn ringing(&mut self, call: CallId, legs: &[LegId]) {
+        for &leg in legs {
+            self.call_command(call, CallCommand::Ringing { leg });
+        }
+    }
+
+    /// The phone on `leg` answers two to eight seconds from now.
+    fn answer_soon(&mut self, call: CallId, leg: LegId) {
+        let delay = self.uniform(2.0, 8.0);
+        self.after(delay, Happening::Answer { call, leg });
     }
 
     /// The queue reserved `agent` for `call`: ring their phone, unless the reservation is no
@@ -1085,11 +1105,8 @@ impl Sim {
             self.queue_command(q, QueueCommand::RingNoAnswer { agent, call });
             return;
         }
-        let contacts = match self.exts[ext].instance.state.route_incoming(self.world.now) {
-            RouteDecision::Ring(plan) => plan.contacts,
-            _ => Vec::new(),
-        };
-        if contacts.is_empty() {
+        let legs = self.ring_legs(ext);
+        if legs.is_empty() {
             // Asterisk's autopause: a member that cannot be reached is paused for a while.
             self.count("unreachable agents");
             self.queue_command(q, QueueCommand::RingNoAnswer { agent, call });
@@ -1109,13 +1126,6 @@ impl Sim {
             }
             return;
         }
-        let legs: Vec<RingContact> = contacts
-            .iter()
-            .map(|c| RingContact {
-                leg: LegId::from_uuid(self.world.uuid()),
-                contact: Some(c.contact),
-            })
-            .collect();
         // An earlier offer's legs, if any are somehow still up, go first.
         if let Some(old) = self.offers.remove(&(q, agent)) {
             self.cancel_legs(old);
@@ -1148,9 +1158,7 @@ impl Sim {
                 legs: ids.clone(),
             },
         );
-        for leg in &ids {
-            self.call_command(call, CallCommand::Ringing { leg: *leg });
-        }
+        self.ringing(call, &ids);
         let leg = ids[0];
         if self
             .queue_command(q, QueueCommand::AgentRinging { agent, call, leg })
@@ -1285,40 +1293,9 @@ impl Sim {
 
     fn next_observation(&self, call: CallId) -> Option<(usize, ExtensionCallState)> {
         let instance = self.calls.get(&call)?;
-        let rank = |s: &ExtensionCallState| match s {
-            ExtensionCallState::Answered => 5,
-            ExtensionCallState::Held => 4,
-            ExtensionCallState::Calling => 3,
-            ExtensionCallState::Ringing => 2,
-            ExtensionCallState::Ended => 1,
-        };
-        let mut now_states: BTreeMap<usize, ExtensionCallState> = BTreeMap::new();
-        for leg in instance.state.legs() {
-            let Some(&i) = leg
-                .party
-                .extension
-                .as_ref()
-                .and_then(|e| self.by_number.get(e))
-            else {
-                continue;
-            };
-            let state = if leg.ended.is_some() {
-                ExtensionCallState::Ended
-            } else if leg.held {
-                ExtensionCallState::Held
-            } else if leg.answered_at.is_some() {
-                ExtensionCallState::Answered
-            } else if leg.role == LegRole::Caller {
-                ExtensionCallState::Calling
-            } else {
-                ExtensionCallState::Ringing
-            };
-            // An extension with several legs in one call shows its most active one.
-            let entry = now_states.entry(i).or_insert(state);
-            if rank(&state) > rank(entry) {
-                *entry = state;
-            }
-        }
+        let now_states = instance
+            .state
+            .extension_parts(|e| self.by_number.get(e).copied());
         now_states.into_iter().find(|(i, state)| {
             let told = self.observed.get(&(call, *i));
             match state {
@@ -1360,7 +1337,8 @@ impl Sim {
 
     // ---- happenings -----------------------------------------------------------------------
 
-    fn generate(&mut self, what: Happening, rates: &Rates) {
+    fn generate(&mut self, what: Happening) {
+        let rates = self.rates;
         let rate = match &what {
             Happening::Arrival => {
                 // Thinning: drawn at the peak rate, kept at the rate of the moment.
@@ -1723,30 +1701,7 @@ impl Sim {
             self.world
                 .violation(format!("queue {q} refused the transfer of call {call}"));
         }
-        let contacts = match self.exts[op].instance.state.route_incoming(self.world.now) {
-            RouteDecision::Ring(plan) => plan.contacts,
-            _ => Vec::new(),
-        };
-        let legs: Vec<RingContact> = contacts
-            .iter()
-            .map(|c| RingContact {
-                leg: LegId::from_uuid(self.world.uuid()),
-                contact: Some(c.contact),
-            })
-            .collect();
-        let rang = !legs.is_empty()
-            && self.call_command(
-                call,
-                CallCommand::Ring {
-                    parent: caller_leg,
-                    callee: self.exts[op].party.clone(),
-                    role: LegRole::Callee,
-                    contacts: legs.clone(),
-                    ring_timeout: TimeDelta::seconds(30),
-                    voicemail: None,
-                },
-            );
-        if !rang {
+        let Some(legs) = self.ring_extension(call, caller_leg, op, LegRole::Callee) else {
             self.call_command(
                 call,
                 CallCommand::HangUp {
@@ -1755,18 +1710,9 @@ impl Sim {
                 },
             );
             return;
-        }
-        for l in &legs {
-            self.call_command(call, CallCommand::Ringing { leg: l.leg });
-        }
-        let delay = self.uniform(2.0, 8.0);
-        self.after(
-            delay,
-            Happening::Answer {
-                call,
-                leg: legs[0].leg,
-            },
-        );
+        };
+        self.ringing(call, &legs);
+        self.answer_soon(call, legs[0]);
     }
 
     fn random_membership(&mut self) -> Option<(usize, usize, AgentId)> {
@@ -1890,30 +1836,7 @@ impl Sim {
         if !offered {
             return;
         }
-        let contacts = match self.exts[op].instance.state.route_incoming(self.world.now) {
-            RouteDecision::Ring(plan) => plan.contacts,
-            _ => Vec::new(),
-        };
-        let legs: Vec<RingContact> = contacts
-            .iter()
-            .map(|c| RingContact {
-                leg: LegId::from_uuid(self.world.uuid()),
-                contact: Some(c.contact),
-            })
-            .collect();
-        let rang = !legs.is_empty()
-            && self.call_command(
-                call,
-                CallCommand::Ring {
-                    parent: caller_leg,
-                    callee: self.exts[op].party.clone(),
-                    role: LegRole::Callee,
-                    contacts: legs.clone(),
-                    ring_timeout: TimeDelta::seconds(30),
-                    voicemail: None,
-                },
-            );
-        if !rang {
+        let Some(legs) = self.ring_extension(call, caller_leg, op, LegRole::Callee) else {
             self.call_command(
                 call,
                 CallCommand::Terminate {
@@ -1922,18 +1845,9 @@ impl Sim {
                 },
             );
             return;
-        }
-        for l in &legs {
-            self.call_command(call, CallCommand::Ringing { leg: l.leg });
-        }
-        let delay = self.uniform(2.0, 8.0);
-        self.after(
-            delay,
-            Happening::Answer {
-                call,
-                leg: legs[0].leg,
-            },
-        );
+        };
+        self.ringing(call, &legs);
+        self.answer_soon(call, legs[0]);
     }
 
     /// An idle agent's phone reboots: it unregisters and comes back a little later.
@@ -2230,12 +2144,9 @@ impl Sim {
     }
 
     fn check_extension(&mut self, i: usize) {
-        let state = &self.exts[i].instance.state;
-        let idle_line = matches!(state.line_state(), LineState::Idle | LineState::Offline);
-        if state.calls().is_empty() && !idle_line {
-            let number = self.exts[i].number.clone();
-            self.world
-                .violation(format!("{number}: in no call but the line shows busy"));
+        let ext = &self.exts[i];
+        if let Some(v) = line_violation(&ext.number, &ext.instance.state) {
+            self.world.violation(v);
         }
     }
 
@@ -2243,12 +2154,8 @@ impl Sim {
         let Some(c) = self.calls.get(&call) else {
             return;
         };
-        if !c.state.never_ended_twice() {
-            self.world.violation(format!("call {call} ended twice"));
-        }
-        if c.state.is_ended() && c.state.legs().iter().any(|l| l.ended.is_none()) {
-            self.world
-                .violation(format!("call {call} ended while a leg is still up"));
+        for v in call_violations(call, &c.state) {
+            self.world.violation(v);
         }
     }
 

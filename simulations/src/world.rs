@@ -173,6 +173,27 @@ impl World {
         Ok(produced)
     }
 
+    /// [`execute`](Self::execute), handing `arm` each deadline the command armed (the ones its
+    /// new state has and the old one had not), for the caller's timer queue.
+    pub fn execute_arming<A: Aggregate>(
+        &mut self,
+        stream: &StreamId,
+        instance: &mut Instance<A>,
+        command: &A::Command,
+        mut arm: impl FnMut(engine::Deadline<A::Command>),
+    ) -> Result<Vec<A::Event>, A::Rejection>
+    where
+        A::Command: PartialEq,
+    {
+        let before = instance.state.deadlines();
+        let result = self.execute(stream, instance, command);
+        // Deadlines only change with the state.
+        if matches!(&result, Ok(events) if !events.is_empty()) {
+            new_deadlines(&before, instance.state.deadlines()).for_each(&mut arm);
+        }
+        result
+    }
+
     /// Rebuilds an aggregate from its stream in the world's log, each event folded at its recorded
     /// time, as an actor shell does after a restart.
     pub fn rebuild<A: Aggregate>(&self, stream: &StreamId) -> Result<A, String> {
@@ -237,6 +258,79 @@ impl World {
             violations: self.violations,
         }
     }
+}
+
+/// A scenario as [`run`] drives it: a world, an agenda of the scenario's happenings, and what
+/// the scenario does with each.
+pub trait Scenario {
+    type Happening: std::fmt::Debug;
+
+    fn world(&mut self) -> &mut World;
+
+    fn agenda(&mut self) -> &mut Agenda<Self::Happening>;
+
+    /// Whether `what`, due `at`, is no happening at all (a timer disarmed since it was queued, a
+    /// generator due after `load_ends`): it is dropped without a step and without moving the
+    /// clock. By default everything is a happening.
+    fn dropped(
+        &self,
+        _what: &Self::Happening,
+        _at: DateTime<Utc>,
+        _load_ends: DateTime<Utc>,
+    ) -> bool {
+        false
+    }
+
+    /// Handles `what` at the world's current time and checks the step's invariants. `load_on`
+    /// is true until the load stops; after that the scenario starts nothing new.
+    fn step(&mut self, what: Self::Happening, load_on: bool);
+}
+
+/// How long a run lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The load lasts this many minutes from the start.
+    pub minutes: u32,
+    /// Liveness bound: draining may take at most this long after the load stops.
+    pub drain: TimeDelta,
+    /// Liveness bound: at most this many steps in all.
+    pub steps: u64,
+}
+
+/// Runs `sim` from the world's current time until its agenda is empty: happenings in time order,
+/// the load for `limits.minutes`, then the drain. Overrunning either liveness bound is a
+/// violation that ends the run. Calls `progress(simulated seconds done, load seconds)` about
+/// once a simulated minute and once at the end.
+pub fn run<S: Scenario>(sim: &mut S, limits: Limits, progress: &mut dyn FnMut(u64, u64)) {
+    let start = sim.world().now;
+    let load_ends = start + TimeDelta::minutes(i64::from(limits.minutes));
+    let drain_limit = load_ends + limits.drain;
+    let total = (load_ends - start).num_seconds().max(1) as u64;
+    let mut last_report = 0u64;
+    let mut steps = 0u64;
+    while let Some((at, what)) = sim.agenda().pop() {
+        if sim.dropped(&what, at, load_ends) {
+            continue;
+        }
+        steps += 1;
+        if at > drain_limit || steps > limits.steps {
+            let pending = sim.agenda().len();
+            sim.world().violation(format!(
+                "liveness: still busy after {steps} steps ({pending} pending): {what:?}"
+            ));
+            break;
+        }
+        let world = sim.world();
+        world.now = at.max(world.now);
+        let load_on = world.now < load_ends;
+        sim.step(what, load_on);
+        let done = (sim.world().now - start).num_seconds().max(0) as u64;
+        if done >= last_report + 60 {
+            last_report = done;
+            progress(done.min(total), total);
+        }
+    }
+    progress(total, total);
 }
 
 fn hex(bytes: &[u8]) -> String {

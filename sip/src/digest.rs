@@ -235,22 +235,10 @@ impl DigestCredentials {
     /// required parameter, `qop` only `auth` (with `nc` and `cnonce`), and a response of the
     /// algorithm's length.
     pub fn parse(value: &str) -> Result<Self, CredentialsError> {
-        let value = value.trim();
-        let rest = match value.split_once([' ', '\t']) {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("Digest") => rest,
-            _ => return Err(CredentialsError::NotDigest),
-        };
-        let params = parse_auth_params(rest)?;
+        let (params, algorithm) = digest_params(value)?;
         let get = |name: &'static str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v);
         let required =
             |name: &'static str| get(name).cloned().ok_or(CredentialsError::Missing(name));
-
-        let algorithm = match get("algorithm") {
-            None => DigestAlgorithm::Md5,
-            Some(a) => {
-                DigestAlgorithm::from_name(a).ok_or(CredentialsError::Unsupported("algorithm"))?
-            }
-        };
         if get("userhash").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
             return Err(CredentialsError::Unsupported("userhash"));
         }
@@ -296,6 +284,130 @@ impl DigestCredentials {
         }
         Ok(credentials)
     }
+}
+
+impl DigestCredentials {
+    /// What a client holding `ha1` sends as `username` for `method` on `uri` in answer to
+    /// `challenge`: `qop=auth` with nonce count `nc` and `cnonce`, in the challenge's algorithm
+    /// (which must be `ha1`'s).
+    pub fn answer(
+        challenge: &DigestChallenge,
+        username: &str,
+        ha1: &Ha1,
+        method: &str,
+        uri: &str,
+        nc: u32,
+        cnonce: String,
+    ) -> Self {
+        let qop = QopAuth {
+            nc_hex: format!("{nc:08x}"),
+            nc,
+            cnonce,
+        };
+        Self {
+            username: username.to_owned(),
+            realm: challenge.realm.clone(),
+            nonce: challenge.nonce.clone(),
+            uri: uri.to_owned(),
+            response: expected_response(ha1, method, uri, &challenge.nonce, Some(&qop)),
+            algorithm: ha1.algorithm,
+            qop: Some(qop),
+            opaque: challenge.opaque.clone(),
+        }
+    }
+}
+
+/// The value of an `Authorization` (or `Proxy-Authorization`) header, as [`DigestCredentials::parse`]
+/// reads it back.
+impl fmt::Display for DigestCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Digest username={}, realm={}, nonce={}, uri={}, response=\"{}\", algorithm={}",
+            Quoted(&self.username),
+            Quoted(&self.realm),
+            Quoted(&self.nonce),
+            Quoted(&self.uri),
+            self.response,
+            self.algorithm.name()
+        )?;
+        if let Some(q) = &self.qop {
+            write!(
+                f,
+                ", cnonce={}, nc={}, qop=auth",
+                Quoted(&q.cnonce),
+                q.nc_hex
+            )?;
+        }
+        if let Some(opaque) = &self.opaque {
+            write!(f, ", opaque={}", Quoted(opaque))?;
+        }
+        Ok(())
+    }
+}
+
+/// A quoted-string: the value in double quotes, `"` and `\` escaped.
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for c in self.0.chars() {
+            if c == '"' || c == '\\' {
+                f.write_str("\\")?;
+            }
+            write!(f, "{c}")?;
+        }
+        f.write_str("\"")
+    }
+}
+
+/// A digest challenge (`WWW-Authenticate` or `Proxy-Authenticate`) as a client reads it: what
+/// [`challenge`] writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestChallenge {
+    pub realm: String,
+    pub nonce: String,
+    /// MD5 when the challenge names none.
+    pub algorithm: DigestAlgorithm,
+    pub opaque: Option<String>,
+}
+
+impl DigestChallenge {
+    /// Parses the value of a challenge header with the credentials' parameter syntax: the
+    /// `Digest` scheme, a `realm` and a `nonce`; an algorithm not supported here is refused
+    /// (a client then answers another challenge of the same response).
+    pub fn parse(value: &str) -> Result<Self, CredentialsError> {
+        let (params, algorithm) = digest_params(value)?;
+        let get = |name: &'static str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        let required =
+            |name: &'static str| get(name).cloned().ok_or(CredentialsError::Missing(name));
+        Ok(Self {
+            realm: required("realm")?,
+            nonce: required("nonce")?,
+            algorithm,
+            opaque: get("opaque").cloned(),
+        })
+    }
+}
+
+/// The `Digest` scheme's parameters in a challenge or credentials header, and the algorithm
+/// they name (MD5 when none); an algorithm not supported here is refused.
+fn digest_params(
+    value: &str,
+) -> Result<(Vec<(String, String)>, DigestAlgorithm), CredentialsError> {
+    let rest = match value.trim().split_once([' ', '\t']) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("Digest") => rest,
+        _ => return Err(CredentialsError::NotDigest),
+    };
+    let params = parse_auth_params(rest)?;
+    let algorithm = match params.iter().find(|(n, _)| n == "algorithm") {
+        None => DigestAlgorithm::Md5,
+        Some((_, a)) => {
+            DigestAlgorithm::from_name(a).ok_or(CredentialsError::Unsupported("algorithm"))?
+        }
+    };
+    Ok((params, algorithm))
 }
 
 /// `name=value` pairs, names lowercased.
@@ -868,6 +980,66 @@ mod tests {
         assert_eq!(nonces.count(c, 1), NonceCount::Counted);
         assert_eq!(nonces.count(c, 1), NonceCount::Replay);
         assert_eq!(nonces.count(d, 5), NonceCount::Counted);
+    }
+
+    #[test]
+    fn a_client_reads_the_challenge_and_its_answer_verifies() {
+        let written = challenge("acme", "abc", DigestAlgorithm::Sha256, true);
+        let read = DigestChallenge::parse(&written).unwrap();
+        assert_eq!(
+            read,
+            DigestChallenge {
+                realm: "acme".into(),
+                nonce: "abc".into(),
+                algorithm: DigestAlgorithm::Sha256,
+                opaque: None,
+            }
+        );
+        let c = "Digest realm=\"acme\", nonce=\"n,1\", algorithm=MD5, qop=\"auth\"";
+        let read = DigestChallenge::parse(c).unwrap();
+        assert_eq!(read.realm, "acme");
+        assert_eq!(read.nonce, "n,1");
+        assert_eq!(read.algorithm, DigestAlgorithm::Md5);
+        assert_eq!(read.opaque, None);
+        assert_eq!(
+            DigestChallenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256"),
+            Err(CredentialsError::Unsupported("algorithm"))
+        );
+        assert_eq!(
+            DigestChallenge::parse("Digest realm=\"r\""),
+            Err(CredentialsError::Missing("nonce"))
+        );
+
+        // The answer, as a header, parses back to itself and verifies against the secret.
+        let secrets = DigestSecrets::from_password("1001", "acme", "sip-1001");
+        let ha1 = secrets.get(DigestAlgorithm::Sha256).unwrap();
+        let challenge = DigestChallenge {
+            opaque: Some("o\"paque".into()),
+            ..DigestChallenge::parse(&written).unwrap()
+        };
+        let answer = DigestCredentials::answer(
+            &challenge,
+            "1001",
+            ha1,
+            "REGISTER",
+            "sip:acme",
+            1,
+            "c1".into(),
+        );
+        let header = answer.to_string();
+        assert!(
+            header.starts_with("Digest username=\"1001\", realm=\"acme\", nonce=\"abc\", uri=\"sip:acme\", response=\""),
+            "{header}"
+        );
+        assert!(
+            header.ends_with(
+                "algorithm=SHA-256, cnonce=\"c1\", nc=00000001, qop=auth, opaque=\"o\\\"paque\""
+            ),
+            "{header}"
+        );
+        assert_eq!(DigestCredentials::parse(&header), Ok(answer.clone()));
+        let expected = expected_response(ha1, "REGISTER", "sip:acme", "abc", answer.qop.as_ref());
+        assert_eq!(answer.response, expected);
     }
 
     #[test]

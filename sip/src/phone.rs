@@ -22,7 +22,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::digest::{DigestAlgorithm, DigestSecrets, QopAuth, expected_response};
+use crate::calls::{MediaDirection, Sdp};
+use crate::digest::{DigestChallenge, DigestCredentials, DigestSecrets};
+use crate::sanity::split_commas;
 
 /// First retransmission interval over UDP (RFC 3261 T1).
 const T1: Duration = Duration::from_millis(500);
@@ -361,38 +363,13 @@ fn user_of(uri: &str) -> &str {
     rest.split_once('@').map_or("", |(u, _)| u)
 }
 
-/// A parameter of a digest challenge (`name="value"` or `name=value`).
-fn challenge_param(challenge: &str, name: &str) -> Option<String> {
-    let mut rest = challenge.trim().split_once(' ')?.1;
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once('=')?;
-        let after = after.trim_start();
-        let (value, tail) = if let Some(q) = after.strip_prefix('"') {
-            let end = q.find('"')?;
-            (&q[..end], &q[end + 1..])
-        } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (after[..end].trim(), &after[end..])
-        };
-        if key.trim().eq_ignore_ascii_case(name) {
-            return Some(value.to_owned());
-        }
-        rest = tail.trim_start_matches([',', ' ']);
-    }
-    None
-}
-
-/// The SDP answer direction for an offer's.
+/// The SDP answer direction for an offer's (read as the edge reads it: the first audio
+/// stream's, `c=0.0.0.0` counting as inactive).
 fn answer_direction(offer: &str) -> &'static str {
-    if offer.contains("a=sendonly") {
-        "recvonly"
-    } else if offer.contains("a=inactive") {
-        "inactive"
-    } else if offer.contains("a=recvonly") {
-        "sendonly"
-    } else {
-        "sendrecv"
-    }
+    Sdp::from_body(offer.as_bytes(), None)
+        .map_or(MediaDirection::SendRecv, |sdp| sdp.direction())
+        .answer()
+        .attribute()
 }
 
 /// A request we send, kept so it can be retransmitted and re-sent with credentials.
@@ -962,41 +939,28 @@ impl Ua {
             let text = self.render(&ack);
             self.send_to(&text, self.config.server).await;
         }
+        // The first challenge of an algorithm we hold a secret for.
         let chosen = msg.all(header).find_map(|c| {
-            let algorithm = challenge_param(c, "algorithm")
-                .map_or(Some(DigestAlgorithm::Md5), |a| {
-                    DigestAlgorithm::from_name(&a)
-                })?;
-            let ha1 = self.config.secrets.get(algorithm)?;
-            Some((c.to_owned(), ha1.clone()))
+            let challenge = DigestChallenge::parse(c).ok()?;
+            let ha1 = self.config.secrets.get(challenge.algorithm)?.clone();
+            Some((challenge, ha1))
         });
         let Some((challenge, ha1)) = chosen else {
             self.fail(tx.call, tx.register, msg.status);
             return;
         };
-        let realm = challenge_param(&challenge, "realm").unwrap_or_default();
-        let nonce = challenge_param(&challenge, "nonce").unwrap_or_default();
-        let qop = QopAuth {
-            nc_hex: "00000001".to_owned(),
-            nc: 1,
-            cnonce: self.id(),
-        };
-        let response = expected_response(&ha1, out.method, &out.uri, &nonce, Some(&qop));
-        let mut value = format!(
-            "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{}\", \
-             response=\"{response}\", algorithm={}, cnonce=\"{}\", nc={}, qop=auth",
-            self.config.user,
-            out.uri,
-            ha1.algorithm().name(),
-            qop.cnonce,
-            qop.nc_hex
+        let credentials = DigestCredentials::answer(
+            &challenge,
+            &self.config.user,
+            &ha1,
+            out.method,
+            &out.uri,
+            1,
+            self.id(),
         );
-        if let Some(opaque) = challenge_param(&challenge, "opaque") {
-            value += &format!(", opaque=\"{opaque}\"");
-        }
         out.headers
             .retain(|(n, _)| *n != "Authorization" && *n != "Proxy-Authorization");
-        out.headers.push((answer, value));
+        out.headers.push((answer, credentials.to_string()));
         out.branch = format!("z9hG4bK{}", self.id());
         if out.method == "REGISTER" {
             self.cseq += 1;
@@ -1044,7 +1008,7 @@ impl Ua {
         let ours = self.local.to_string();
         let granted = msg
             .all("contact")
-            .flat_map(|v| v.split(','))
+            .flat_map(split_commas)
             .find(|c| uri_of(c).contains(&ours))
             .and_then(|c| param(c, "expires"))
             .or_else(|| Some(msg.header("expires")).filter(|e| !e.is_empty()))
@@ -1124,8 +1088,8 @@ impl Ua {
             if c.routes.is_empty() {
                 let mut routes: Vec<String> = msg
                     .all("record-route")
-                    .flat_map(|v| v.split(','))
-                    .map(|r| r.trim().to_owned())
+                    .flat_map(split_commas)
+                    .map(str::to_owned)
                     .collect();
                 routes.reverse();
                 c.routes = routes;
@@ -1261,8 +1225,8 @@ impl Ua {
             remote_target: uri_of(req.header("contact")).to_owned(),
             routes: req
                 .all("record-route")
-                .flat_map(|v| v.split(','))
-                .map(|r| r.trim().to_owned())
+                .flat_map(split_commas)
+                .map(str::to_owned)
                 .collect(),
             cseq: 0,
             sdp_version: 1,
@@ -1474,16 +1438,17 @@ mod tests {
     }
 
     #[test]
-    fn reads_challenges_and_uris() {
-        let c = "Digest realm=\"acme\", nonce=\"n,1\", algorithm=MD5, qop=\"auth\"";
-        assert_eq!(challenge_param(c, "realm").as_deref(), Some("acme"));
-        assert_eq!(challenge_param(c, "nonce").as_deref(), Some("n,1"));
-        assert_eq!(challenge_param(c, "algorithm").as_deref(), Some("MD5"));
-        assert_eq!(challenge_param(c, "opaque"), None);
+    fn reads_uris_and_sdp_directions() {
+        // (Challenges are read by `digest::DigestChallenge`, tested there.)
         assert_eq!(uri_of("\"A\" <sip:1001@acme>;tag=x"), "sip:1001@acme");
         assert_eq!(user_of("sip:1001@acme"), "1001");
         assert_eq!(answer_direction("a=sendonly\r\n"), "recvonly");
         assert_eq!(answer_direction("a=sendrecv\r\n"), "sendrecv");
+        assert_eq!(answer_direction(""), "sendrecv");
+        assert_eq!(
+            answer_direction("c=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n"),
+            "inactive"
+        );
         assert_eq!(loopback_address(258).to_string(), "127.1.1.2");
     }
 }

@@ -96,17 +96,11 @@ pub struct SecurityStats {
 
 impl SecurityStats {
     pub fn rejected(&self, kind: RejectKind) -> u64 {
-        self.rejected
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map_or(0, |(_, n)| *n)
+        count(&self.rejected, kind)
     }
 
     pub fn auth(&self, outcome: AuthOutcome) -> u64 {
-        self.auth
-            .iter()
-            .find(|(o, _)| *o == outcome)
-            .map_or(0, |(_, n)| *n)
+        count(&self.auth, outcome)
     }
 
     /// Everything refused (sanity, authentication failures, bans), for "did anything happen".
@@ -125,33 +119,31 @@ impl SecurityStats {
 
     /// `self - earlier`, counter by counter.
     fn since(&self, earlier: &SecurityStats) -> SecurityStats {
-        let diff = |now: &[(RejectKind, u64)], before: &[(RejectKind, u64)]| {
-            now.iter()
-                .map(|(k, n)| {
-                    let b = before.iter().find(|(bk, _)| bk == k).map_or(0, |(_, b)| *b);
-                    (*k, n - b)
-                })
-                .filter(|(_, n)| *n > 0)
-                .collect()
-        };
-        let diff_auth = |now: &[(AuthOutcome, u64)], before: &[(AuthOutcome, u64)]| {
-            now.iter()
-                .map(|(k, n)| {
-                    let b = before.iter().find(|(bk, _)| bk == k).map_or(0, |(_, b)| *b);
-                    (*k, n - b)
-                })
-                .filter(|(_, n)| *n > 0)
-                .collect()
-        };
         SecurityStats {
             banned_drops: self.banned_drops - earlier.banned_drops,
             bans: self.bans - earlier.bans,
-            rejected: diff(&self.rejected, &earlier.rejected),
-            auth: diff_auth(&self.auth, &earlier.auth),
+            rejected: difference(&self.rejected, &earlier.rejected),
+            auth: difference(&self.auth, &earlier.auth),
             overloaded: self.overloaded - earlier.overloaded,
             tcp_refused: self.tcp_refused - earlier.tcp_refused,
         }
     }
+}
+
+/// The count of `key` in a list of non-zero counts.
+fn count<K: PartialEq>(counts: &[(K, u64)], key: K) -> u64 {
+    counts
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(0, |(_, n)| *n)
+}
+
+/// `now - before`, key by key, keeping only the keys that grew.
+fn difference<K: Copy + PartialEq>(now: &[(K, u64)], before: &[(K, u64)]) -> Vec<(K, u64)> {
+    now.iter()
+        .map(|(k, n)| (*k, n - count(before, *k)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 /// The live counters.

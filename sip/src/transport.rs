@@ -42,7 +42,7 @@ use crate::SipError;
 use crate::auth::warning;
 use crate::config::{Limits, SipConfig};
 use crate::ratelimit::{FloodGuard, Verdict};
-use crate::sanity::{self, Datagram, Rejection};
+use crate::sanity::{self, Datagram, RejectKind, Rejection};
 use crate::stats::Stats;
 
 /// The running stack: the endpoint, where it listens, and what stops it.
@@ -93,14 +93,55 @@ impl Shared {
         }
     }
 
-    /// Counts a refused message from `ip` against its failure budget.
-    pub(crate) fn failed(&self, ip: IpAddr) {
+    /// Whether `ip` is banned now, counted as a dropped packet when it is: what refuses a TCP
+    /// connection at accept and a WebSocket upgrade before its handshake.
+    pub(crate) fn banned(&self, ip: IpAddr) -> bool {
+        let banned = self.guard.is_banned(ip, self.clock.now());
+        if banned {
+            self.stats.banned_drop();
+        }
+        banned
+    }
+
+    /// Counts a message from `ip` refused for `kind`, and against the source's failure budget.
+    pub(crate) fn refuse(&self, ip: IpAddr, kind: RejectKind) {
+        self.stats.reject(kind);
         if self.guard.failure(ip, self.clock.now()) == Verdict::NewlyBanned {
             self.stats.ban();
             tracing::warn!(target: "ledgerline::sip::security", source = %ip,
                 "banned: too many refused requests");
         }
     }
+
+    /// One datagram or WebSocket frame from `ip`, before any parse: the source's packet budget,
+    /// then the raw checks (`cut_off`: it filled the read buffer, so it is too large).
+    pub(crate) fn screen(&self, ip: IpAddr, bytes: &[u8], cut_off: bool) -> Screened {
+        if !self.admit(ip) {
+            return Screened::Banned;
+        }
+        let checked = if cut_off {
+            Err(RejectKind::TooLarge)
+        } else {
+            sanity::check_datagram(bytes, &self.limits)
+        };
+        match checked {
+            Ok(datagram) => Screened::Passed(datagram),
+            Err(kind) => {
+                self.refuse(ip, kind);
+                Screened::Refused
+            }
+        }
+    }
+}
+
+/// What the screening of one datagram or frame found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Screened {
+    /// The source is banned (now, or by this very packet): dropped.
+    Banned,
+    /// Refused by the raw checks, counted: dropped.
+    Refused,
+    Passed(Datagram),
 }
 
 /// Binds the listeners and starts the endpoint. Returns the stack and the stream of new server
@@ -136,13 +177,7 @@ pub(crate) async fn start(
         layer.add_transport(listener.into());
     }
     let whitelist = shared.clone();
-    layer.set_whitelist(move |ip: IpAddr| {
-        let banned = whitelist.guard.is_banned(ip, whitelist.clock.now());
-        if banned {
-            whitelist.stats.banned_drop();
-        }
-        std::future::ready(!banned)
-    });
+    layer.set_whitelist(move |ip: IpAddr| std::future::ready(!whitelist.banned(ip)));
     layer.set_stream_idle_timeout(config.tcp_idle_timeout);
 
     let endpoint = EndpointBuilder::new()
@@ -276,11 +311,7 @@ pub(crate) struct Flows {
 impl Flows {
     /// Whether `ip` is banned now: its upgrade is refused, as a TCP connection is at accept.
     pub(crate) fn is_banned(&self, ip: IpAddr) -> bool {
-        let banned = self.shared.guard.is_banned(ip, self.shared.clock.now());
-        if banned {
-            self.shared.stats.banned_drop();
-        }
-        banned
+        self.shared.banned(ip)
     }
 
     /// Whether the edge has stopped.
@@ -377,17 +408,11 @@ impl Flow {
     pub(crate) fn receive(&self, bytes: &[u8]) -> Frame {
         let shared = &self.shared;
         let ip = self.peer.ip();
-        if !shared.admit(ip) {
-            return Frame::Close;
-        }
-        match sanity::check_datagram(bytes, &shared.limits) {
-            Ok(Datagram::Keepalive) => return Frame::Keepalive,
-            Ok(Datagram::Message) => {}
-            Err(kind) => {
-                shared.stats.reject(kind);
-                shared.failed(ip);
-                return Frame::Refused;
-            }
+        match shared.screen(ip, bytes, false) {
+            Screened::Banned => return Frame::Close,
+            Screened::Refused => return Frame::Refused,
+            Screened::Passed(Datagram::Keepalive) => return Frame::Keepalive,
+            Screened::Passed(Datagram::Message) => {}
         }
         let transport = self.addr.r#type.unwrap_or(Transport::Ws);
         let parsed = match SipMessage::try_from(bytes) {
@@ -409,8 +434,7 @@ impl Flow {
             }
             Err(e) => {
                 tracing::debug!(source = %self.peer, error = %e, "unparseable SIP over WebSocket");
-                shared.stats.reject(sanity::RejectKind::Malformed);
-                shared.failed(ip);
+                shared.refuse(ip, RejectKind::Malformed);
                 Frame::Refused
             }
         }
@@ -436,35 +460,14 @@ struct GuardedUdp {
     shared: Arc<Shared>,
 }
 
-impl GuardedUdp {
-    fn admit(&self, packet: &[u8], filled_buffer: bool, from: SocketAddr) -> bool {
-        let shared = &self.shared;
-        if !shared.admit(from.ip()) {
-            return false;
-        }
-        // A datagram that fills the read buffer was cut off.
-        let checked = if filled_buffer {
-            Err(sanity::RejectKind::TooLarge)
-        } else {
-            sanity::check_datagram(packet, &shared.limits)
-        };
-        match checked {
-            Ok(Datagram::Keepalive | Datagram::Message) => true,
-            Err(kind) => {
-                shared.stats.reject(kind);
-                shared.failed(from.ip());
-                false
-            }
-        }
-    }
-}
-
 #[async_trait]
 impl rsipstack::platform::net::UdpSocket for GuardedUdp {
     async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
         loop {
             let (len, from) = self.socket.recv_from(buf).await?;
-            if self.admit(&buf[..len], len == buf.len(), from) {
+            // A datagram that fills the read buffer was cut off.
+            let screened = self.shared.screen(from.ip(), &buf[..len], len == buf.len());
+            if let Screened::Passed(_) = screened {
                 return Ok((len, from));
             }
         }
@@ -520,8 +523,7 @@ impl Ingress {
                 from,
             )),
             Err(rejection) => {
-                shared.stats.reject(rejection.kind);
-                shared.failed(source.ip());
+                shared.refuse(source.ip(), rejection.kind);
                 if req.method != rsipstack::sip::Method::Ack {
                     let response = stateless_response(&req, &rejection, &shared.user_agent);
                     let destination = (!connection.is_reliable()).then_some(&from);

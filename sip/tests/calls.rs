@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Harness, Peer, Secrets, call_streams, config, free_port, lines_of, panel_story, parts_of,
-    sipp_uac, sipp_uac_with, sipp_uas, start, types_of,
+    ANSWERED_CALL, Harness, Peer, Secrets, WITHIN, call_streams, config, finished, free_port,
+    lines_of, panel_story, parts_of, sipp_uac, sipp_uac_with, sipp_uas, start, types_of,
 };
 use engine::extension::ExtensionCommand;
 use events::ids::PhoneNumber;
@@ -21,8 +21,6 @@ use events::model::{
 use events::{GlobalPosition, StreamId};
 use std::net::Ipv4Addr;
 
-const WITHIN: Duration = Duration::from_secs(30);
-
 /// An edge whose clock follows real time, with `1002` registered (its phone is the calling
 /// sipp) and the head of the log after that.
 async fn edge(config: sip::SipConfig) -> (Harness, u16, GlobalPosition) {
@@ -32,20 +30,6 @@ async fn edge(config: sip::SipConfig) -> (Harness, u16, GlobalPosition) {
     h.register_phone("1002", caller_port).await;
     let mark = h.head().await;
     (h, caller_port, mark)
-}
-
-async fn finished(running: common::Running) {
-    let (ok, out) = running.finish(WITHIN).await;
-    assert!(ok, "{out}");
-}
-
-/// The one call the test made: its stream and every event since `mark`.
-async fn the_call(h: &Harness, mark: GlobalPosition) -> (StreamId, Vec<(StreamId, Event)>) {
-    h.settle(Duration::from_secs(10)).await;
-    let events = h.events_since(mark).await;
-    let calls = call_streams(&events);
-    assert_eq!(calls.len(), 1, "{events:#?}");
-    (calls[0].clone(), events)
 }
 
 /// `1002` (on `caller_port`) calls `1003`, whose phone is registered now on a port of its own:
@@ -63,7 +47,7 @@ async fn call_1003(
     let caller = sipp_uac(h.udp(), uac, caller_port, "1002", "1003");
     finished(caller).await;
     finished(callee).await;
-    the_call(h, mark).await
+    h.the_call(mark).await
 }
 
 fn call_events(events: &[(StreamId, Event)], stream: &StreamId) -> Vec<CallEvent> {
@@ -76,18 +60,6 @@ fn call_events(events: &[(StreamId, Event)], stream: &StreamId) -> Vec<CallEvent
         })
         .collect()
 }
-
-const ANSWERED_CALL: [&str; 9] = [
-    "CallCreated",
-    "LegCreated",
-    "LegCreated",
-    "LegRinging",
-    "CallAnswered",
-    "CallAnswered",
-    "LegEnded",
-    "LegEnded",
-    "CallEnded",
-];
 
 #[actix::test]
 async fn a_call_answered_and_hung_up_by_the_caller() {
@@ -136,6 +108,20 @@ async fn a_call_answered_and_hung_up_by_the_caller() {
         ]
     );
 }
+
+/// The event types of a call refused before any phone rang (DND, busy with call waiting off).
+const REFUSED_BEFORE_RINGING: [&str; 4] = ["CallCreated", "LegCreated", "LegEnded", "CallEnded"];
+
+/// The event types of a call that rang one phone and ended unanswered.
+const RANG_THEN_ENDED: [&str; 7] = [
+    "CallCreated",
+    "LegCreated",
+    "LegCreated",
+    "LegRinging",
+    "LegEnded",
+    "LegEnded",
+    "CallEnded",
+];
 
 /// `(cause, sip_status)` of each leg end written to `stream`, in order.
 fn leg_ends(events: &[(StreamId, Event)], stream: &StreamId) -> Vec<(HangupCause, Option<u16>)> {
@@ -234,7 +220,7 @@ async fn a_caller_over_tcp_calls_a_phone_over_udp() {
     finished(callee).await;
     finished(caller).await;
 
-    let (call, events) = the_call(&h, mark).await;
+    let (call, events) = h.the_call(mark).await;
     assert_eq!(types_of(&events, &call), ANSWERED_CALL);
     assert_eq!(
         parts_of(&events, "1002"),
@@ -260,11 +246,8 @@ async fn a_callee_in_dnd_is_busy_and_never_rung() {
     let caller = sipp_uac(h.udp(), "call-uac-486.xml", caller_port, "1002", "1003");
     finished(caller).await;
 
-    let (call, events) = the_call(&h, mark).await;
-    assert_eq!(
-        types_of(&events, &call),
-        ["CallCreated", "LegCreated", "LegEnded", "CallEnded"]
-    );
+    let (call, events) = h.the_call(mark).await;
+    assert_eq!(types_of(&events, &call), REFUSED_BEFORE_RINGING);
     assert_eq!(
         leg_ends(&events, &call),
         vec![(HangupCause::UserBusy, Some(486))]
@@ -359,10 +342,7 @@ async fn call_waiting_off_makes_an_extension_on_a_call_busy() {
     let calls = call_streams(&events);
     assert_eq!(calls.len(), 2, "{events:#?}");
     assert_eq!(types_of(&events, &calls[0]), ANSWERED_CALL);
-    assert_eq!(
-        types_of(&events, &calls[1]),
-        ["CallCreated", "LegCreated", "LegEnded", "CallEnded"]
-    );
+    assert_eq!(types_of(&events, &calls[1]), REFUSED_BEFORE_RINGING);
     assert_eq!(
         leg_ends(&events, &calls[1]),
         vec![(HangupCause::UserBusy, Some(486))]
@@ -389,18 +369,7 @@ async fn a_call_nobody_answers_rings_out_with_480() {
     let (h, caller_port, _) = edge(c).await;
     let (call, events) =
         call_1003(&h, caller_port, "uas-ring-cancel.xml", "call-uac-480.xml").await;
-    assert_eq!(
-        types_of(&events, &call),
-        [
-            "CallCreated",
-            "LegCreated",
-            "LegCreated",
-            "LegRinging",
-            "LegEnded",
-            "LegEnded",
-            "CallEnded"
-        ]
-    );
+    assert_eq!(types_of(&events, &call), RANG_THEN_ENDED);
     // The ring timeout ended the callee's leg, and the caller's with 480.
     assert_eq!(
         leg_ends(&events, &call),
@@ -429,18 +398,7 @@ async fn the_caller_cancels_while_it_rings() {
         "call-uac-cancel.xml",
     )
     .await;
-    assert_eq!(
-        types_of(&events, &call),
-        [
-            "CallCreated",
-            "LegCreated",
-            "LegCreated",
-            "LegRinging",
-            "LegEnded",
-            "LegEnded",
-            "CallEnded"
-        ]
-    );
+    assert_eq!(types_of(&events, &call), RANG_THEN_ENDED);
     assert_eq!(
         leg_ends(&events, &call),
         vec![
@@ -543,7 +501,7 @@ async fn every_contact_rings_and_the_ones_that_lose_are_cancelled() {
     finished(winner).await;
     finished(loser).await;
 
-    let (call, events) = the_call(&h, mark).await;
+    let (call, events) = h.the_call(mark).await;
     assert_eq!(
         types_of(&events, &call),
         [
@@ -594,7 +552,7 @@ async fn an_unconditional_forward_rings_the_target_instead() {
     finished(caller).await;
     finished(target).await;
 
-    let (call, events) = the_call(&h, mark).await;
+    let (call, events) = h.the_call(mark).await;
     assert_eq!(types_of(&events, &call), ANSWERED_CALL);
     assert_eq!(
         legs(&events, &call),
@@ -635,7 +593,7 @@ async fn a_no_answer_forward_rings_the_target_after_the_ring_time() {
     finished(callee).await;
     finished(target).await;
 
-    let (call, events) = the_call(&h, mark).await;
+    let (call, events) = h.the_call(mark).await;
     let types = types_of(&events, &call);
     assert_eq!(
         types[..5],
@@ -740,7 +698,7 @@ async fn click_to_call_rings_the_users_phone_then_the_target_and_bridges_them() 
     finished(target).await;
     finished(phone).await;
 
-    let (stream, events) = the_call(&h, mark).await;
+    let (stream, events) = h.the_call(mark).await;
     assert_eq!(stream, StreamId::call(call));
     assert_eq!(types_of(&events, &stream), ANSWERED_CALL);
     match &call_events(&events, &stream)[0] {
@@ -840,7 +798,7 @@ async fn two_baresip_phones_register_and_call_each_other() {
     a.event("CALL_CLOSED", WITHIN).await;
     b.event("CALL_CLOSED", WITHIN).await;
 
-    let (call, events) = the_call(&h, calls).await;
+    let (call, events) = h.the_call(calls).await;
     assert_eq!(types_of(&events, &call), ANSWERED_CALL, "{}", a.log());
     assert_eq!(
         leg_ends(&events, &call),

@@ -5,14 +5,12 @@
 mod common;
 
 use chrono::Duration;
-use common::{Secrets, config, ext_stream, free_port, panel_story, sipp, start, t0};
-use events::ids::{DeviceContactId, ExtensionNumber};
+use common::{
+    Secrets, config, ext_number, ext_stream, first_contact, free_port, panel_story, sipp, start, t0,
+};
+use events::ids::DeviceContactId;
 use events::model::{DeviceState, ExtensionEvent, LineState, Transport, UnregisterReason};
 use sip::{AuthOutcome, DigestAlgorithm};
-
-fn number(n: &str) -> ExtensionNumber {
-    ExtensionNumber::parse(n).unwrap()
-}
 
 fn user(ext: &str, password: &str) -> String {
     format!("{ext};[authentication username={ext} password={password}];")
@@ -26,7 +24,7 @@ fn registered(
     source: &str,
 ) -> ExtensionEvent {
     ExtensionEvent::DeviceRegistered {
-        extension: number(ext),
+        extension: ext_number(ext),
         contact,
         contact_uri: format!(
             "sip:{ext}@127.0.0.1:{port};transport={}",
@@ -46,11 +44,23 @@ fn registered(
 
 fn line(ext: &str, state: LineState, device_state: DeviceState) -> ExtensionEvent {
     ExtensionEvent::LineStateChanged {
-        extension: number(ext),
+        extension: ext_number(ext),
         state,
         device_state,
         calls: vec![],
     }
+}
+
+/// Runs a sipp scenario (see [`sipp`]), which must succeed.
+async fn sipp_ok(
+    target: std::net::SocketAddr,
+    scenario: &str,
+    transport: &str,
+    port: u16,
+    users: &[String],
+) {
+    let (ok, out) = sipp(target, scenario, transport, port, users).await;
+    assert!(ok, "{out}");
 }
 
 /// What registering `ext` for the first time over UDP from `port` writes: the binding, then
@@ -76,24 +86,13 @@ fn came_online(
     ]
 }
 
-/// The contact id the edge chose for the first registration it wrote.
-fn first_contact(written: &[(events::StreamId, ExtensionEvent)]) -> DeviceContactId {
-    written
-        .iter()
-        .find_map(|(_, e)| match e {
-            ExtensionEvent::DeviceRegistered { contact, .. } => Some(*contact),
-            _ => None,
-        })
-        .expect("a DeviceRegistered was written")
-}
-
 #[actix::test]
 async fn sipp_registers_with_digest_over_udp_and_the_log_holds_exactly_the_binding() {
     let h = start(config(), Secrets::Directory).await;
     // What the directory's credentials allow: MD5 only, and the challenge offers only that.
     assert_eq!(h.edge.digest_algorithms(), vec![DigestAlgorithm::Md5]);
     let port = free_port();
-    let (ok, out) = sipp(
+    sipp_ok(
         h.udp(),
         "register.xml",
         "u1",
@@ -101,7 +100,6 @@ async fn sipp_registers_with_digest_over_udp_and_the_log_holds_exactly_the_bindi
         &[user("1001", "sip-1001")],
     )
     .await;
-    assert!(ok, "{out}");
     let written = h.written().await;
     let contact = first_contact(&written);
     assert_eq!(written, came_online("1001", contact, port));
@@ -115,7 +113,7 @@ async fn sipp_registers_with_digest_over_udp_and_the_log_holds_exactly_the_bindi
 async fn sipp_registers_over_tcp() {
     let h = start(config(), Secrets::Directory).await;
     let port = free_port();
-    let (ok, out) = sipp(
+    sipp_ok(
         h.tcp(),
         "register.xml",
         "t1",
@@ -123,7 +121,6 @@ async fn sipp_registers_over_tcp() {
         &[user("1002", "sip-1002")],
     )
     .await;
-    assert!(ok, "{out}");
     let written = h.written().await;
     let contact = first_contact(&written);
     // Over TCP the source is the connection's (ephemeral) port.
@@ -148,7 +145,7 @@ async fn sipp_registers_over_tcp() {
 #[actix::test]
 async fn a_wrong_password_is_refused_with_403_and_writes_nothing() {
     let h = start(config(), Secrets::Directory).await;
-    let (ok, out) = sipp(
+    sipp_ok(
         h.udp(),
         "register-refused.xml",
         "u1",
@@ -156,7 +153,6 @@ async fn a_wrong_password_is_refused_with_403_and_writes_nothing() {
         &[user("1001", "sip-1002")],
     )
     .await;
-    assert!(ok, "{out}");
     assert_eq!(h.written().await, vec![]);
     assert_eq!(h.edge.stats().auth(AuthOutcome::WrongPassword), 1);
 }
@@ -164,7 +160,7 @@ async fn a_wrong_password_is_refused_with_403_and_writes_nothing() {
 #[actix::test]
 async fn an_unknown_user_is_refused_exactly_like_a_wrong_password() {
     let h = start(config(), Secrets::Directory).await;
-    let (ok, out) = sipp(
+    sipp_ok(
         h.udp(),
         "register-refused.xml",
         "u1",
@@ -172,7 +168,6 @@ async fn an_unknown_user_is_refused_exactly_like_a_wrong_password() {
         &[user("9999", "sip-9999")],
     )
     .await;
-    assert!(ok, "{out}");
     assert_eq!(h.written().await, vec![]);
     let stats = h.edge.stats();
     assert_eq!(stats.auth(AuthOutcome::UnknownUser), 1);
@@ -183,7 +178,7 @@ async fn an_unknown_user_is_refused_exactly_like_a_wrong_password() {
 async fn a_refresh_that_changes_nothing_writes_no_event() {
     let h = start(config(), Secrets::Directory).await;
     let port = free_port();
-    let (ok, out) = sipp(
+    sipp_ok(
         h.udp(),
         "register-refresh.xml",
         "u1",
@@ -191,7 +186,6 @@ async fn a_refresh_that_changes_nothing_writes_no_event() {
         &[user("1003", "sip-1003")],
     )
     .await;
-    assert!(ok, "{out}");
     let written = h.written().await;
     let contact = first_contact(&written);
     assert_eq!(written, came_online("1003", contact, port));
@@ -202,7 +196,7 @@ async fn a_refresh_that_changes_nothing_writes_no_event() {
 async fn unregistering_every_binding_takes_the_line_offline() {
     let h = start(config(), Secrets::Directory).await;
     let port = free_port();
-    let (ok, out) = sipp(
+    sipp_ok(
         h.udp(),
         "register-unregister.xml",
         "u1",
@@ -210,7 +204,6 @@ async fn unregistering_every_binding_takes_the_line_offline() {
         &[user("1004", "sip-1004")],
     )
     .await;
-    assert!(ok, "{out}");
     let written = h.written().await;
     let contact = first_contact(&written);
     let stream = ext_stream("1004");
@@ -219,7 +212,7 @@ async fn unregistering_every_binding_takes_the_line_offline() {
         (
             stream.clone(),
             ExtensionEvent::DeviceUnregistered {
-                extension: number("1004"),
+                extension: ext_number("1004"),
                 contact,
                 reason: UnregisterReason::Requested,
             },
@@ -262,8 +255,7 @@ async fn several_phones_register_in_one_sipp_run() {
         .iter()
         .map(|u| user(u, &format!("sip-{u}")))
         .collect();
-    let (ok, out) = sipp(h.udp(), "register.xml", "u1", free_port(), &users).await;
-    assert!(ok, "{out}");
+    sipp_ok(h.udp(), "register.xml", "u1", free_port(), &users).await;
     let written = h.written().await;
     assert_eq!(written.len(), 10, "{written:#?}");
     for ext in ["1001", "1002", "1003", "1004", "1005"] {

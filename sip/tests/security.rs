@@ -8,19 +8,16 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use common::{Peer, Secrets, authorization, config, ext_stream, free_port, param, sipp, start, t0};
+use common::{
+    Peer, Secrets, authorization, config, ext_number, ext_stream, free_port, param, sipp, start, t0,
+};
 use engine::extension::ExtensionCommand;
 use engine::runtime::{Execute, Instance};
-use events::ids::ExtensionNumber;
 use events::model::{DeviceState, ExtensionEvent, LineState, Transport, UnregisterReason};
 use sip::sanity::RejectKind;
 use sip::{AuthOutcome, DigestAlgorithm};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
-
-fn number(n: &str) -> ExtensionNumber {
-    ExtensionNumber::parse(n).unwrap()
-}
 
 /// The challenges of a 401 with their nonces blanked out.
 fn shape(challenges: &[&str]) -> Vec<String> {
@@ -89,10 +86,10 @@ async fn sha256_and_md5_answers_both_register() {
     assert!(matches!(
         &written[0],
         (s, ExtensionEvent::DeviceRegistered { extension, transport: Transport::Udp, .. })
-            if *s == ext_stream("1001") && *extension == number("1001")
+            if *s == ext_stream("1001") && *extension == ext_number("1001")
     ));
     assert!(
-        matches!(&written[2].1, ExtensionEvent::DeviceRegistered { extension, .. } if *extension == number("1002"))
+        matches!(&written[2].1, ExtensionEvent::DeviceRegistered { extension, .. } if *extension == ext_number("1002"))
     );
 }
 
@@ -101,13 +98,7 @@ async fn nonces_can_be_reused_with_a_higher_count_until_they_are_stale_and_repla
     let h = start(config(), Secrets::Directory).await;
     let mut peer = Peer::udp(h.udp(), LOCAL).await;
     let contact = format!("<sip:1001@127.0.0.1:{}>", peer.local.port());
-    let first = peer.register("1001", &[&contact], &[]);
-    let www = peer
-        .request(&first)
-        .await
-        .header("www-authenticate")
-        .unwrap()
-        .to_owned();
+    let www = peer.challenge("1001", &[&contact], &[]).await;
     let with = |nc| {
         vec![format!(
             "Authorization: {}",
@@ -161,13 +152,9 @@ async fn a_nonce_only_works_from_the_address_it_was_issued_to() {
     let h = start(config(), Secrets::Directory).await;
     let mut a = Peer::udp(h.udp(), LOCAL).await;
     let mut b = Peer::udp(h.udp(), Ipv4Addr::new(127, 0, 0, 2)).await;
-    let first = a.register("1001", &["<sip:1001@127.0.0.1:5999>"], &[]);
     let www = a
-        .request(&first)
-        .await
-        .header("www-authenticate")
-        .unwrap()
-        .to_owned();
+        .challenge("1001", &["<sip:1001@127.0.0.1:5999>"], &[])
+        .await;
     let stolen = authorization(&www, "1001", "sip-1001", "REGISTER", &b.uri(), 1);
     let req = b.register(
         "1001",
@@ -188,13 +175,9 @@ async fn a_nonce_only_works_from_the_address_it_was_issued_to() {
 async fn the_authenticated_user_must_be_the_to_user() {
     let h = start(config(), Secrets::Directory).await;
     let mut peer = Peer::udp(h.udp(), LOCAL).await;
-    let first = peer.register("1002", &["<sip:1002@127.0.0.1:5999>"], &[]);
     let www = peer
-        .request(&first)
-        .await
-        .header("www-authenticate")
-        .unwrap()
-        .to_owned();
+        .challenge("1002", &["<sip:1002@127.0.0.1:5999>"], &[])
+        .await;
     // Valid credentials of 1001, used to register 1002.
     let auth = authorization(&www, "1001", "sip-1001", "REGISTER", &peer.uri(), 1);
     let req = peer.register(
@@ -255,7 +238,7 @@ async fn several_contacts_are_listed_and_removed_one_at_a_time() {
         .collect();
     let stream = ext_stream("1001");
     let registered = |id, uri: &str, secs: i64| ExtensionEvent::DeviceRegistered {
-        extension: number("1001"),
+        extension: ext_number("1001"),
         contact: id,
         contact_uri: uri.into(),
         transport: Transport::Udp,
@@ -274,7 +257,7 @@ async fn several_contacts_are_listed_and_removed_one_at_a_time() {
             (
                 stream.clone(),
                 ExtensionEvent::LineStateChanged {
-                    extension: number("1001"),
+                    extension: ext_number("1001"),
                     state: LineState::Idle,
                     device_state: DeviceState::NotInUse,
                     calls: vec![],
@@ -287,7 +270,7 @@ async fn several_contacts_are_listed_and_removed_one_at_a_time() {
             (
                 stream,
                 ExtensionEvent::DeviceUnregistered {
-                    extension: number("1001"),
+                    extension: ext_number("1001"),
                     contact: ids[0],
                     reason: UnregisterReason::Requested,
                 }
@@ -326,7 +309,7 @@ async fn too_brief_an_interval_gets_423_with_min_expires_and_a_retired_extension
         vec![(
             ext_stream("1002"),
             ExtensionEvent::ExtensionRetired {
-                extension: number("1002")
+                extension: ext_number("1002")
             }
         )]
     );

@@ -11,12 +11,11 @@ use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use common::{
-    Harness, Msg, Secrets, authorization, call_streams, config, ext_stream, free_port, parts_of,
-    sipp_uac, sipp_uas, start, t0, types_of,
+    ANSWERED_CALL, Harness, Msg, Secrets, WITHIN, authorization, config, end_message, ext_number,
+    ext_stream, finished, first_contact, free_port, parts_of, sipp_uac, sipp_uas, start, t0,
+    types_of,
 };
-use events::GlobalPosition;
-use events::ids::{DeviceContactId, ExtensionNumber};
-use events::model::{DeviceState, Event, ExtensionCallState as Part, ExtensionEvent, LineState};
+use events::model::{DeviceState, ExtensionCallState as Part, ExtensionEvent, LineState};
 use futures_util::{SinkExt, StreamExt};
 use sip::sanity::RejectKind;
 use sip::{AuthOutcome, WebSocketAcceptor};
@@ -25,7 +24,6 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-const WITHIN: Duration = Duration::from_secs(30);
 const QUIET: Duration = Duration::from_millis(400);
 
 async fn sip_socket(
@@ -168,7 +166,7 @@ impl WsPhone {
     fn register(&mut self, user: &str, extra: &[String]) -> String {
         self.cseq += 1;
         let via = self.via();
-        let mut text = format!(
+        let head = format!(
             "REGISTER sip:{server} SIP/2.0\r\n\
              {via}\r\n\
              Max-Forwards: 70\r\n\
@@ -185,12 +183,7 @@ impl WsPhone {
             cseq = self.cseq,
             contact = self.contact(user),
         );
-        for e in extra {
-            text.push_str(e);
-            text.push_str("\r\n");
-        }
-        text.push_str("Content-Length: 0\r\n\r\n");
-        text
+        end_message(head, extra, "")
     }
 
     /// REGISTER, answer the 401 with the demo password, and return both responses.
@@ -215,8 +208,7 @@ impl WsPhone {
     /// An INVITE from `user` to `number` with `via` (its branch names the transaction).
     fn invite(&mut self, user: &str, number: &str, via: &str, extra: &[String]) -> String {
         self.cseq += 1;
-        let sdp = self.sdp();
-        let mut text = format!(
+        let head = format!(
             "INVITE sip:{number}@{server} SIP/2.0\r\n\
              {via}\r\n\
              Max-Forwards: 70\r\n\
@@ -233,12 +225,7 @@ impl WsPhone {
             cseq = self.cseq,
             contact = self.contact(user),
         );
-        for e in extra {
-            text.push_str(e);
-            text.push_str("\r\n");
-        }
-        text.push_str(&format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()));
-        text
+        end_message(head, extra, &self.sdp())
     }
 
     /// A request inside the dialog `ok` (a 2xx to our INVITE) established.
@@ -340,21 +327,6 @@ async fn edge() -> (Harness, SocketAddr) {
     (h, http)
 }
 
-fn number(n: &str) -> ExtensionNumber {
-    ExtensionNumber::parse(n).unwrap()
-}
-
-/// The contact id the edge chose for the first registration it wrote.
-fn first_contact(written: &[(events::StreamId, ExtensionEvent)]) -> DeviceContactId {
-    written
-        .iter()
-        .find_map(|(_, e)| match e {
-            ExtensionEvent::DeviceRegistered { contact, .. } => Some(*contact),
-            _ => None,
-        })
-        .expect("a DeviceRegistered was written")
-}
-
 #[actix::test]
 async fn a_browser_phone_registers_with_digest_over_websocket() {
     let (h, http) = edge().await;
@@ -381,7 +353,7 @@ async fn a_browser_phone_registers_with_digest_over_websocket() {
             (
                 stream.clone(),
                 ExtensionEvent::DeviceRegistered {
-                    extension: number("1001"),
+                    extension: ext_number("1001"),
                     contact,
                     contact_uri: phone.contact("1001"),
                     transport: events::model::Transport::Ws,
@@ -394,7 +366,7 @@ async fn a_browser_phone_registers_with_digest_over_websocket() {
             (
                 stream,
                 ExtensionEvent::LineStateChanged {
-                    extension: number("1001"),
+                    extension: ext_number("1001"),
                     state: LineState::Idle,
                     device_state: DeviceState::NotInUse,
                     calls: vec![],
@@ -508,35 +480,6 @@ async fn a_banned_source_cannot_upgrade_and_a_flooding_one_is_cut_off() {
     }
 }
 
-async fn finished(running: common::Running) {
-    let (ok, out) = running.finish(WITHIN).await;
-    assert!(ok, "{out}");
-}
-
-/// The one call since `mark`: its stream and every event since.
-async fn the_call(
-    h: &Harness,
-    mark: GlobalPosition,
-) -> (events::StreamId, Vec<(events::StreamId, Event)>) {
-    h.settle(Duration::from_secs(10)).await;
-    let events = h.events_since(mark).await;
-    let calls = call_streams(&events);
-    assert_eq!(calls.len(), 1, "{events:#?}");
-    (calls[0].clone(), events)
-}
-
-const ANSWERED_CALL: [&str; 9] = [
-    "CallCreated",
-    "LegCreated",
-    "LegCreated",
-    "LegRinging",
-    "CallAnswered",
-    "CallAnswered",
-    "LegEnded",
-    "LegEnded",
-    "CallEnded",
-];
-
 #[actix::test]
 async fn a_browser_phone_calls_a_udp_phone_and_is_called_down_its_websocket() {
     let (h, http) = edge().await;
@@ -576,7 +519,7 @@ async fn a_browser_phone_calls_a_udp_phone_and_is_called_down_its_websocket() {
     let bye_ok = phone.request(&bye).await;
     assert_eq!(bye_ok.status(), 200, "{}", bye_ok.raw);
     finished(callee).await;
-    let (call, events) = the_call(&h, mark).await;
+    let (call, events) = h.the_call(mark).await;
     assert_eq!(types_of(&events, &call), ANSWERED_CALL);
     assert_eq!(
         parts_of(&events, "1001"),
@@ -608,7 +551,7 @@ async fn a_browser_phone_calls_a_udp_phone_and_is_called_down_its_websocket() {
     let bye = phone.expect_request("BYE").await;
     phone.send(&phone.answer(&bye, 200, "1001")).await;
     finished(caller).await;
-    let (call, events) = the_call(&h, mark).await;
+    let (call, events) = h.the_call(mark).await;
     assert_eq!(types_of(&events, &call), ANSWERED_CALL);
     assert_eq!(
         parts_of(&events, "1001"),
@@ -656,7 +599,7 @@ async fn a_browser_that_reconnects_is_rung_on_its_new_websocket() {
     let bye = phone.expect_request("BYE").await;
     phone.send(&phone.answer(&bye, 200, "1001")).await;
     finished(caller).await;
-    let (call, events) = the_call(&h, mark).await;
+    let (call, events) = h.the_call(mark).await;
     // Both bindings get a leg: the dead flow's never rings and ends when the live one answers.
     assert_eq!(
         types_of(&events, &call),

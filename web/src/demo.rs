@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use engine::directory::User;
 use engine::directory::config::LoadedDirectory;
 use engine::queue::{Queue, QueueCommand};
-use engine::runtime::{Engine, Execute, Folded, Instance};
+use engine::runtime::{Engine, Execute, Follower, Instance};
 use events::ids::{QueueId, TenantId, UserId};
 use events::model::UserRole;
 use events::{EventLog, SeededIds, StreamId};
@@ -62,6 +63,59 @@ impl Queues {
                 .flat_map(|t| t.queues.iter().map(|q| (t.tenant.clone(), q.queue.clone())))
                 .collect(),
         )
+    }
+}
+
+/// The public web password the built-in demo directory gives `id` (engine's `demo.toml`):
+/// `demo-<extension>` for a user with a phone line, `demo-<id>` for an administrator. Another
+/// directory file may give it too; only its credentials can tell.
+pub(crate) fn public_web_password(id: &UserId, user: &User) -> String {
+    match user.role {
+        UserRole::User => format!("demo-{}", user.extension),
+        UserRole::ClientAdmin | UserRole::ResellerAdmin => format!("demo-{id}"),
+    }
+}
+
+/// Warns that the built-in demo directory runs and prints its public logins, tenant by tenant.
+/// Its passwords are known by construction ([`public_web_password`], checked by a test), so
+/// none is verified here: argon2 has no business at start-up.
+pub(crate) fn print_logins(engine: &Engine) {
+    eprintln!("warning: {}", engine::directory::demo::DEMO_WARNING);
+    for tenant in engine.tenants() {
+        let Some(d) = engine.directory(&tenant) else {
+            continue;
+        };
+        let domain = d.tenant().map(|t| t.sip_domain.clone()).unwrap_or_default();
+        // A suspended tenant signs nobody in.
+        let logins = d.users().iter().filter(|_| !d.is_suspended());
+        let mut lines: Vec<String> = logins
+            .clone()
+            .filter(|(_, u)| u.role == UserRole::User)
+            .map(|(_, u)| u.extension.to_string())
+            .collect();
+        lines.sort();
+        let panel: Vec<String> = d
+            .users()
+            .iter()
+            .filter(|(id, _)| d.can_use_panel(id))
+            .map(|(id, u)| format!("{id} ({})", u.display_name))
+            .collect();
+        let admins: Vec<String> = logins
+            .filter(|(_, u)| u.role != UserRole::User)
+            .map(|(id, u)| format!("{id} / {}", public_web_password(id, u)))
+            .collect();
+        println!("  demo logins of tenant {tenant} (public, for trying it out only):");
+        println!(
+            "    users      {}–{}: web password demo-<ext>; panel: {}",
+            lines.first().map_or("", String::as_str),
+            lines.last().map_or("", String::as_str),
+            panel.join(", ")
+        );
+        println!("    SIP        username <ext>, password sip-<ext>, domain {domain}");
+        println!(
+            "    admin      {} (directory administration)",
+            admins.join(", ")
+        );
     }
 }
 
@@ -123,7 +177,8 @@ struct Shared {
     members: Vec<Member>,
     counters: Counters,
     engine: Engine,
-    log: Arc<dyn EventLog>,
+    /// The queues' states, kept current from the queue actors' feed.
+    queue_states: Follower<Queue>,
     http: SocketAddr,
     queues: Queues,
 }
@@ -239,7 +294,7 @@ pub(crate) async fn start(args: &DemoArgs, server: Server<'_>) -> anyhow::Result
         members,
         counters: Counters::default(),
         engine: engine.clone(),
-        log: server.log,
+        queue_states: Follower::new(server.log, engine.queues().subscribe()),
         http: server.http,
         queues: server.queues,
     });
@@ -551,8 +606,7 @@ async fn toggle_pause(shared: &Shared) -> anyhow::Result<()> {
     let q = shared.rng(|r| r.random_range(0..shared.queues.0.len()));
     let (tenant, queue) = &shared.queues.0[q];
     let stream = StreamId::queue(tenant, queue);
-    let mut folded = Folded::<Queue>::default();
-    folded.catch_up(shared.log.as_ref(), &stream).await?;
+    let folded = shared.queue_states.current(&stream, 0).await?;
     let agents: Vec<_> = folded
         .state
         .agents()
@@ -612,4 +666,29 @@ async fn panel_action(shared: &Shared, i: usize, path: &str, body: &str) -> anyh
         answer.lines().next().unwrap_or("no answer")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What [`print_logins`] prints without checking holds for every account of the file.
+    #[test]
+    fn every_account_of_the_built_in_demo_has_its_public_web_password() {
+        let loaded = engine::directory::demo::demo_directory().unwrap();
+        let mut accounts = 0;
+        for t in &loaded.tenants {
+            for (id, user) in t.directory.users() {
+                let password = public_web_password(id, user);
+                assert!(
+                    t.credentials.verify_web_password(id, &password),
+                    "{id}@{}: {password}",
+                    t.tenant
+                );
+                assert!(!t.credentials.verify_web_password(id, "demo-0000"));
+                accounts += 1;
+            }
+        }
+        assert_eq!(accounts, 13, "twelve users and the administrator");
+    }
 }

@@ -222,7 +222,7 @@ async fn serve(cli: &Cli, args: &ServeArgs, demo: Option<&demo::DemoArgs>) -> an
         println!("             not applied: {note}");
     }
     if on_demo {
-        print_demo_logins(&engine);
+        crate::demo::print_logins(&engine);
     }
     // Phones reach the engine through the SIP edge; it is up before the panel is.
     let mut sip_config = sip::SipConfig {
@@ -271,55 +271,4 @@ async fn serve(cli: &Cli, args: &ServeArgs, demo: Option<&demo::DemoArgs>) -> an
     engine.shutdown().await;
     tokio::task::spawn_blocking(move || engine_thread.stop()).await?;
     served
-}
-
-/// Warns that the built-in demo directory runs and prints its public logins, tenant by tenant.
-fn print_demo_logins(engine: &engine::runtime::Engine) {
-    use engine::directory::demo;
-    use events::model::UserRole;
-
-    eprintln!("warning: {}", demo::DEMO_WARNING);
-    for tenant in engine.tenants() {
-        let Some(d) = engine.directory(&tenant) else {
-            continue;
-        };
-        let domain = d.tenant().map(|t| t.sip_domain.clone()).unwrap_or_default();
-        let mut lines: Vec<String> = d
-            .users()
-            .iter()
-            .filter(|(id, u)| {
-                u.role == UserRole::User
-                    && engine.verify_web_password(&tenant, id, &format!("demo-{}", u.extension))
-            })
-            .map(|(_, u)| u.extension.to_string())
-            .collect();
-        lines.sort();
-        let panel: Vec<String> = d
-            .users()
-            .iter()
-            .filter(|(id, _)| d.can_use_panel(id))
-            .map(|(id, u)| format!("{id} ({})", u.display_name))
-            .collect();
-        let admins: Vec<String> = d
-            .users()
-            .iter()
-            .filter(|(id, u)| {
-                u.role != UserRole::User
-                    && engine.verify_web_password(&tenant, id, &format!("demo-{id}"))
-            })
-            .map(|(id, _)| format!("{id} / demo-{id}"))
-            .collect();
-        println!("  demo logins of tenant {tenant} (public, for trying it out only):");
-        println!(
-            "    users      {}–{}: web password demo-<ext>; panel: {}",
-            lines.first().map_or("", String::as_str),
-            lines.last().map_or("", String::as_str),
-            panel.join(", ")
-        );
-        println!("    SIP        username <ext>, password sip-<ext>, domain {domain}");
-        println!(
-            "    admin      {} (directory administration)",
-            admins.join(", ")
-        );
-    }
 }

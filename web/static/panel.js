@@ -175,6 +175,17 @@
     return d ? d.name : id || "";
   }
 
+  // A card's name, extension and department.
+  function whoOf(card) {
+    const who = el("div", "who");
+    who.appendChild(el("span", "name", card.name));
+    const meta = el("span", "meta");
+    meta.appendChild(el("span", "ext", card.extension || ""));
+    meta.appendChild(el("span", "dept", deptName(card.department)));
+    who.appendChild(meta);
+    return who;
+  }
+
   function renderUsers() {
     const list = $("users-list");
     const pinned = new Set(S.pinned);
@@ -185,13 +196,7 @@
       li.dataset.user = card.user;
       li.draggable = true;
       li.appendChild(statusIcon(card));
-      const who = el("div", "who");
-      who.appendChild(el("span", "name", card.name));
-      const meta = el("span", "meta");
-      meta.appendChild(el("span", "ext", card.extension || ""));
-      meta.appendChild(el("span", "dept", deptName(card.department)));
-      who.appendChild(meta);
-      li.appendChild(who);
+      li.appendChild(whoOf(card));
       if ((card.calls || []).length) li.appendChild(icon(card.calls[0].direction, "dir"));
       const add = el("button", "icon-button add");
       add.type = "button";
@@ -243,13 +248,7 @@
       c.draggable = true;
       const head = el("div", "card-head");
       head.appendChild(statusIcon(card));
-      const who = el("div", "who");
-      who.appendChild(el("span", "name", card.name));
-      const meta = el("span", "meta");
-      meta.appendChild(el("span", "ext", card.extension || ""));
-      meta.appendChild(el("span", "dept", deptName(card.department)));
-      who.appendChild(meta);
-      head.appendChild(who);
+      head.appendChild(whoOf(card));
       const unpin = el("button", "icon-button unpin");
       unpin.type = "button";
       unpin.dataset.user = id;

@@ -221,11 +221,19 @@ impl World {
             .find(|p| p.tenant == tenant && p.id == id)
     }
 
-    /// Whether `viewer` may see `p`'s card.
     /// Whether `viewer` sees `p`'s card: a user-level account (never an administrator's) in a
     /// granted department of their tenant.
     fn sees(viewer: &Person, p: &Person) -> bool {
         p.tenant == viewer.tenant && p.is_user_role() && viewer.grants().contains(&p.dept)
+    }
+
+    /// The users whose cards `viewer` sees.
+    fn visible_to(&self, viewer: &Person) -> BTreeSet<String> {
+        self.people
+            .iter()
+            .filter(|p| World::sees(viewer, p))
+            .map(|p| p.id.clone())
+            .collect()
     }
 
     /// Strings `viewer` must never receive.
@@ -261,7 +269,25 @@ struct Audit {
     expectations: usize,
 }
 
+/// The users of a snapshot (a frame or the answer of `GET /api/v1/panel`).
+fn snapshot_users(v: &Value) -> BTreeSet<String> {
+    v["snapshot"]["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["user"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 impl Audit {
+    /// A websocket frame `viewer` received: counted, and checked as [`Audit::text`] and
+    /// [`Audit::panel`] check.
+    fn frame(&mut self, world: &World, viewer: &Person, what: &str, f: &Value) {
+        self.frames += 1;
+        self.text(world, viewer, what, &f.to_string());
+        self.panel(viewer, what, f);
+    }
+
     fn text(&mut self, world: &World, viewer: &Person, what: &str, body: &str) {
         for f in world.forbidden(viewer) {
             if body.contains(&f) {
@@ -612,18 +638,8 @@ async fn http_matrix(world: &World, viewer: &Person, http: &Http, audit: &mut Au
         format!("{me}: /panel {}", r.status)
     });
     if is_panel {
-        let got: BTreeSet<String> = r.json()["snapshot"]["users"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["user"].as_str().unwrap().to_owned())
-            .collect();
-        let want: BTreeSet<String> = world
-            .people
-            .iter()
-            .filter(|p| World::sees(viewer, p))
-            .map(|p| p.id.clone())
-            .collect();
+        let got = snapshot_users(&r.json());
+        let want = world.visible_to(viewer);
         audit.expect(got == want, || {
             format!("{me}: snapshot {got:?} != {want:?}")
         });
@@ -718,12 +734,7 @@ async fn http_matrix(world: &World, viewer: &Person, http: &Http, audit: &mut Au
             .iter()
             .map(|v| v.as_str().unwrap().to_owned())
             .collect();
-        let want: BTreeSet<String> = world
-            .people
-            .iter()
-            .filter(|p| World::sees(viewer, p))
-            .map(|p| p.id.clone())
-            .collect();
+        let want = world.visible_to(viewer);
         audit.expect(got.iter().cloned().collect::<BTreeSet<_>>() == want, || {
             format!("{me}: pinned {got:?}")
         });
@@ -865,21 +876,9 @@ async fn no_viewer_ever_sees_what_they_were_not_granted() {
             .await
             .expect("the socket opens");
         let snap = ws.next(Duration::from_secs(10)).await.expect("a snapshot");
-        audit.frames += 1;
-        audit.text(&world, p, "snapshot frame", &snap.to_string());
-        audit.panel(p, "snapshot frame", &snap);
-        let got: BTreeSet<String> = snap["snapshot"]["users"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["user"].as_str().unwrap().to_owned())
-            .collect();
-        let want: BTreeSet<String> = world
-            .people
-            .iter()
-            .filter(|x| World::sees(p, x))
-            .map(|x| x.id.clone())
-            .collect();
+        audit.frame(&world, p, "snapshot frame", &snap);
+        let got = snapshot_users(&snap);
+        let want = world.visible_to(p);
         audit.expect(got == want, || {
             format!("{}@{}: ws snapshot {got:?} != {want:?}", p.id, p.tenant)
         });
@@ -918,21 +917,15 @@ async fn no_viewer_ever_sees_what_they_were_not_granted() {
         let frames = ws.drain(QUIET).await;
         let mut changed = BTreeSet::new();
         for f in &frames {
-            audit.frames += 1;
-            audit.text(&world, p, "live frame", &f.to_string());
-            audit.panel(p, "live frame", f);
+            audit.frame(&world, p, "live frame", f);
             for c in f["delta"]["users"].as_array().into_iter().flatten() {
                 if c["presence"]["state"] == "lunch" {
                     changed.insert(c["user"].as_str().unwrap().to_owned());
                 }
             }
         }
-        let want: BTreeSet<String> = world
-            .people
-            .iter()
-            .filter(|x| World::sees(p, x) && x.is_user_role())
-            .map(|x| x.id.clone())
-            .collect();
+        // Every card is a user-level account's: all of them changed.
+        let want = world.visible_to(p);
         audit.expect(changed == want, || {
             format!(
                 "{}@{}: live changes {changed:?} != {want:?}",
@@ -951,9 +944,7 @@ async fn no_viewer_ever_sees_what_they_were_not_granted() {
             let (result, skipped) = ws.until("result", Duration::from_secs(10)).await;
             let result = result.expect("a result");
             for f in skipped.iter().chain(std::iter::once(&result)) {
-                audit.frames += 1;
-                audit.text(&world, p, "action frame", &f.to_string());
-                audit.panel(p, "action frame", f);
+                audit.frame(&world, p, "action frame", f);
             }
             let visible = world
                 .find(&p.tenant, &x.id)
@@ -967,9 +958,7 @@ async fn no_viewer_ever_sees_what_they_were_not_granted() {
         }
         let rest = ws.drain(Duration::from_millis(300)).await;
         for f in &rest {
-            audit.frames += 1;
-            audit.text(&world, p, "action frame", &f.to_string());
-            audit.panel(p, "action frame", f);
+            audit.frame(&world, p, "action frame", f);
         }
     }
 

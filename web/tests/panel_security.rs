@@ -12,7 +12,7 @@ mod panel_support;
 
 use std::time::Duration;
 
-use panel_support::{Http, Server, Socket, free_port};
+use panel_support::{Http, Response, Server, Socket, free_port};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -22,6 +22,13 @@ async fn signed_in(port: u16) -> Http {
     let r = http.login("1001", "demo-1001").await;
     assert_eq!(r.status, 200, "{}", r.body);
     http
+}
+
+/// `POST /api/v1/presence` as `http`, with `extra` headers.
+async fn post_presence(http: &Http, body: &str, extra: &[(&str, &str)]) -> Response {
+    http.request("POST", "/api/v1/presence", Some(body), extra)
+        .await
+        .expect("the server answers")
 }
 
 fn origin(port: u16) -> String {
@@ -94,46 +101,19 @@ async fn headers_cookies_sessions_and_cross_site_requests() {
     let body = json!({ "state": "lunch" }).to_string();
     let mut no_token = http.clone();
     no_token.csrf = None;
-    let r = no_token
-        .request("POST", "/api/v1/presence", Some(&body), &[])
-        .await
-        .unwrap();
+    let r = post_presence(&no_token, &body, &[]).await;
     assert_eq!(
         (r.status, r.json()["error"]["code"].clone()),
         (403, json!("csrf"))
     );
-    let r = http
-        .request(
-            "POST",
-            "/api/v1/presence",
-            Some(&body),
-            &[("X-CSRF-Token", "0000")],
-        )
-        .await
-        .unwrap();
+    let r = post_presence(&http, &body, &[("X-CSRF-Token", "0000")]).await;
     assert_eq!(r.status, 403);
-    let r = http
-        .request(
-            "POST",
-            "/api/v1/presence",
-            Some(&body),
-            &[("Origin", "http://evil.example")],
-        )
-        .await
-        .unwrap();
+    let r = post_presence(&http, &body, &[("Origin", "http://evil.example")]).await;
     assert_eq!(
         (r.status, r.json()["error"]["code"].clone()),
         (403, json!("cross_origin"))
     );
-    let r = http
-        .request(
-            "POST",
-            "/api/v1/presence",
-            Some(&body),
-            &[("Sec-Fetch-Site", "cross-site")],
-        )
-        .await
-        .unwrap();
+    let r = post_presence(&http, &body, &[("Sec-Fetch-Site", "cross-site")]).await;
     assert_eq!(r.status, 403);
     let r = http
         .request(
@@ -145,15 +125,7 @@ async fn headers_cookies_sessions_and_cross_site_requests() {
         .await
         .unwrap();
     assert_eq!(r.status, 403, "DELETE is checked too");
-    let r = http
-        .request(
-            "POST",
-            "/api/v1/presence",
-            Some(&body),
-            &[("Origin", &origin(port))],
-        )
-        .await
-        .unwrap();
+    let r = post_presence(&http, &body, &[("Origin", &origin(port))]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         no_token

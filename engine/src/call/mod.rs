@@ -8,6 +8,7 @@
 
 mod command;
 mod decide;
+mod parts;
 mod plan;
 mod state;
 

@@ -3,7 +3,7 @@
 //! the end-when-empty timer fed back as a command.
 
 use events::ids::{CallId, ConferenceId, ExtensionNumber, LegId, UserId};
-use events::model::Party;
+use events::model::{ConferenceEvent, Party};
 
 /// Every setting of a room, as `ConferenceConfigured` records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,32 @@ pub struct ConferenceSettings {
     /// The user whose personal room this is.
     pub owner: Option<UserId>,
     pub record: bool,
+}
+
+impl ConferenceSettings {
+    /// The settings `event` records, when it is a `ConferenceConfigured`.
+    pub fn recorded_by(event: &ConferenceEvent) -> Option<Self> {
+        let ConferenceEvent::ConferenceConfigured {
+            conference: _,
+            name,
+            extension,
+            pin,
+            max_members,
+            owner,
+            record,
+        } = event
+        else {
+            return None;
+        };
+        Some(Self {
+            name: name.clone(),
+            extension: extension.clone(),
+            pin: pin.clone(),
+            max_members: *max_members,
+            owner: owner.clone(),
+            record: *record,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -88,25 +88,10 @@ impl Conference {
     pub(super) fn apply(&mut self, event: &ConferenceEvent, now: DateTime<Utc>) {
         use ConferenceEvent as E;
         match event {
-            E::ConferenceConfigured {
-                conference,
-                name,
-                extension,
-                pin,
-                max_members,
-                owner,
-                record,
-            } => {
+            E::ConferenceConfigured { conference, .. } => {
                 self.id = Some(conference.clone());
                 self.deleted = false;
-                self.settings = Some(ConferenceSettings {
-                    name: name.clone(),
-                    extension: extension.clone(),
-                    pin: pin.clone(),
-                    max_members: *max_members,
-                    owner: owner.clone(),
-                    record: *record,
-                });
+                self.settings = ConferenceSettings::recorded_by(event);
             }
             E::ConferenceDeleted { .. } => {
                 self.deleted = true;

@@ -5,7 +5,9 @@
 use events::ids::{
     AgentId, CallId, DepartmentId, ExtensionNumber, LegId, PhoneNumber, QueueId, UserId,
 };
-use events::model::{AgentLogoutReason, CompletedBy, LineState, Membership, Party, QueueStrategy};
+use events::model::{
+    AgentLogoutReason, CompletedBy, LineState, Membership, Party, QueueEvent, QueueStrategy,
+};
 
 /// Every setting of a queue, as `QueueConfigured` records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +25,44 @@ pub struct QueueSettings {
     pub exit_key: Option<char>,
     pub fallback: Option<PhoneNumber>,
     pub music_on_hold: Option<String>,
+}
+
+impl QueueSettings {
+    /// The settings `event` records, when it is a `QueueConfigured`.
+    pub fn recorded_by(event: &QueueEvent) -> Option<Self> {
+        let QueueEvent::QueueConfigured {
+            queue: _,
+            name,
+            extension,
+            strategy,
+            ring_timeout_ms,
+            max_wait_ms,
+            max_callers,
+            wrap_up_ms,
+            join_empty,
+            leave_when_empty,
+            exit_key,
+            fallback,
+            music_on_hold,
+        } = event
+        else {
+            return None;
+        };
+        Some(Self {
+            name: name.clone(),
+            extension: extension.clone(),
+            strategy: *strategy,
+            ring_timeout_ms: *ring_timeout_ms,
+            max_wait_ms: *max_wait_ms,
+            max_callers: *max_callers,
+            wrap_up_ms: *wrap_up_ms,
+            join_empty: *join_empty,
+            leave_when_empty: *leave_when_empty,
+            exit_key: *exit_key,
+            fallback: fallback.clone(),
+            music_on_hold: music_on_hold.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

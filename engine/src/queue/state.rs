@@ -218,37 +218,10 @@ impl Queue {
     pub(super) fn apply(&mut self, event: &QueueEvent, now: DateTime<Utc>) {
         use QueueEvent as E;
         match event {
-            E::QueueConfigured {
-                queue,
-                name,
-                extension,
-                strategy,
-                ring_timeout_ms,
-                max_wait_ms,
-                max_callers,
-                wrap_up_ms,
-                join_empty,
-                leave_when_empty,
-                exit_key,
-                fallback,
-                music_on_hold,
-            } => {
+            E::QueueConfigured { queue, .. } => {
                 self.id = Some(queue.clone());
                 self.deleted = false;
-                self.settings = Some(QueueSettings {
-                    name: name.clone(),
-                    extension: extension.clone(),
-                    strategy: *strategy,
-                    ring_timeout_ms: *ring_timeout_ms,
-                    max_wait_ms: *max_wait_ms,
-                    max_callers: *max_callers,
-                    wrap_up_ms: *wrap_up_ms,
-                    join_empty: *join_empty,
-                    leave_when_empty: *leave_when_empty,
-                    exit_key: *exit_key,
-                    fallback: fallback.clone(),
-                    music_on_hold: music_on_hold.clone(),
-                });
+                self.settings = QueueSettings::recorded_by(event);
             }
             E::QueueDeleted { .. } => {
                 *self = Queue {

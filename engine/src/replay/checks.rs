@@ -437,29 +437,12 @@ pub(super) enum RoomPart {
     Message(Option<Message>),
 }
 
-fn room_message(event: &RoomEvent) -> Option<&MessageId> {
-    use RoomEvent as E;
-    match event {
-        E::RoomMessagePosted { message, .. }
-        | E::RoomMessageEdited { message, .. }
-        | E::RoomMessageDeleted { message, .. }
-        | E::RoomReactionAdded { message, .. }
-        | E::RoomReactionRemoved { message, .. }
-        | E::RoomMessageFollowed { message, .. }
-        | E::RoomMessageUnfollowed { message, .. }
-        | E::RoomMessageStarred { message, .. }
-        | E::RoomMessageUnstarred { message, .. }
-        | E::RoomMessageReported { message, .. } => Some(message),
-        _ => None,
-    }
-}
-
 impl Checked for ChannelRoom {
     type Snapshot = RoomPart;
 
     fn snapshot(&self, event: &RoomEvent) -> Option<RoomPart> {
         use RoomEvent as E;
-        if let Some(message) = room_message(event) {
+        if let Some(message) = crate::room::channel::message_of(event) {
             return Some(RoomPart::Message(self.message(message).cloned()));
         }
         Some(match event {
@@ -514,29 +497,12 @@ pub(super) enum ConversationPart {
     Message(Option<Message>),
 }
 
-fn conversation_message(event: &ConversationEvent) -> Option<&MessageId> {
-    use ConversationEvent as E;
-    match event {
-        E::DirectMessagePosted { message, .. }
-        | E::DirectMessageEdited { message, .. }
-        | E::DirectMessageDeleted { message, .. }
-        | E::DirectReactionAdded { message, .. }
-        | E::DirectReactionRemoved { message, .. }
-        | E::DirectMessageFollowed { message, .. }
-        | E::DirectMessageUnfollowed { message, .. }
-        | E::DirectMessageStarred { message, .. }
-        | E::DirectMessageUnstarred { message, .. }
-        | E::DirectMessageReported { message, .. } => Some(message),
-        _ => None,
-    }
-}
-
 impl Checked for Conversation {
     type Snapshot = ConversationPart;
 
     fn snapshot(&self, event: &ConversationEvent) -> Option<ConversationPart> {
         use ConversationEvent as E;
-        if let Some(message) = conversation_message(event) {
+        if let Some(message) = crate::room::conversation::message_of(event) {
             return Some(ConversationPart::Message(self.message(message).cloned()));
         }
         let member = |user: &UserId| {

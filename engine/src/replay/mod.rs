@@ -21,6 +21,7 @@ mod scenario;
 #[cfg(test)]
 mod tests;
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
@@ -243,6 +244,23 @@ impl AggregateState {
             Self::Panel(_) => Category::Panel,
             Self::Unfolded(category) => *category,
         }
+    }
+
+    /// The state as aggregate `A`'s: `None` when it is another kind's, or unfolded.
+    pub fn get<A: crate::Aggregate>(&self) -> Option<&A> {
+        let state: &dyn Any = match self {
+            Self::Directory(s) => &**s,
+            Self::Extension(s) => &**s,
+            Self::Call(s) => &**s,
+            Self::Queue(s) => &**s,
+            Self::Conference(s) => &**s,
+            Self::Room(s) => &**s,
+            Self::Conversation(s) => &**s,
+            Self::Voicemail(s) => &**s,
+            Self::Panel(s) => &**s,
+            Self::Unfolded(_) => return None,
+        };
+        state.downcast_ref()
     }
 
     /// When the state's timers fall due, in the order the aggregate lists them (empty when it

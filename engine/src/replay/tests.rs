@@ -168,6 +168,35 @@ fn stored(
     }
 }
 
+/// [`stored`] at the log's next position, appended to it.
+fn push(
+    log: &mut Vec<StoredEvent>,
+    stream: &StreamId,
+    version: u64,
+    at: DateTime<Utc>,
+    tenant: &str,
+    event: impl Into<Event>,
+) {
+    log.push(stored(
+        next_position(log),
+        stream,
+        version,
+        at,
+        tenant,
+        event,
+    ));
+}
+
+/// Extension 1001 turns do-not-disturb on: an event any extension state takes.
+fn dnd_on() -> ExtensionEvent {
+    ExtensionEvent::DoNotDisturbChanged {
+        extension: parse("1001"),
+        enabled: true,
+        source: events::model::SettingSource::User,
+        by: None,
+    }
+}
+
 fn last_of(log: &[StoredEvent], stream: &StreamId) -> StoredEvent {
     log.iter()
         .rev()
@@ -416,19 +445,7 @@ fn a_timer_that_should_have_fired_is_overdue_at_the_end_of_the_log() {
         .expect("events")
         + TimeDelta::minutes(5);
     let last = last_of(&s.log, &s.ext);
-    s.log.push(stored(
-        next_position(&s.log),
-        &s.ext,
-        last.version + 1,
-        at,
-        "acme",
-        ExtensionEvent::DoNotDisturbChanged {
-            extension: parse("1001"),
-            enabled: true,
-            source: events::model::SettingSource::User,
-            by: None,
-        },
-    ));
+    push(&mut s.log, &s.ext, last.version + 1, at, "acme", dnd_on());
     let folded = fold_stored(&s.log);
     assert!(folded.is_clean(), "{:#?}", folded.divergences());
     let pending = pending_deadlines(&folded);
@@ -579,19 +596,14 @@ fn positions_must_increase() {
 fn an_event_of_another_aggregate_is_not_folded() {
     let mut s = small();
     let last = last_of(&s.log, &s.call);
-    s.log.push(stored(
-        next_position(&s.log),
+    push(
+        &mut s.log,
         &s.call,
         last.version + 1,
         last.record.occurred_at,
         "acme",
-        ExtensionEvent::DoNotDisturbChanged {
-            extension: parse("1001"),
-            enabled: true,
-            source: events::model::SettingSource::User,
-            by: None,
-        },
-    ));
+        dnd_on(),
+    );
     let folded = fold_stored(&s.log);
     assert_eq!(
         kinds(&folded),
@@ -615,8 +627,8 @@ fn an_event_evolve_had_to_ignore_is_a_divergence() {
     let at = call.record.occurred_at.max(ext.record.occurred_at);
     let call_id = CallId::parse(s.call.id_part()).expect("a call id");
     // A ring for a leg the call never had, and a refresh of a contact never registered.
-    s.log.push(stored(
-        next_position(&s.log),
+    push(
+        &mut s.log,
         &s.call,
         call.version + 1,
         at,
@@ -625,9 +637,9 @@ fn an_event_evolve_had_to_ignore_is_a_divergence() {
             call: call_id,
             leg: uuid_of(0xdead),
         },
-    ));
-    s.log.push(stored(
-        next_position(&s.log),
+    );
+    push(
+        &mut s.log,
         &s.ext,
         ext.version + 1,
         at,
@@ -638,16 +650,16 @@ fn an_event_evolve_had_to_ignore_is_a_divergence() {
             expires_secs: 600,
             expires_at: at + TimeDelta::seconds(600),
         },
-    ));
+    );
     // A DTMF digit changes nothing the call keeps, by design: not a divergence.
-    s.log.push(stored(
-        next_position(&s.log),
+    push(
+        &mut s.log,
         &s.call,
         call.version + 2,
         at,
         "acme",
         dtmf(call_id, s.callee_leg),
-    ));
+    );
     let folded = fold_stored(&s.log);
     assert_eq!(
         kinds(&folded),
@@ -707,8 +719,8 @@ fn events_that_do_not_fit_the_state_are_misfits() {
     // A call stream that starts with a ring.
     let orphan: CallId = uuid_of(0x0bad);
     let orphan_stream = StreamId::call(orphan);
-    s.log.push(stored(
-        next_position(&s.log),
+    push(
+        &mut s.log,
         &orphan_stream,
         1,
         call.record.occurred_at,
@@ -717,7 +729,7 @@ fn events_that_do_not_fit_the_state_are_misfits() {
             call: orphan,
             leg: uuid_of(7),
         },
-    ));
+    );
     let folded = fold_stored(&s.log);
     assert_eq!(
         kinds(&folded),
@@ -739,19 +751,14 @@ fn time_running_backwards_inside_a_stream_is_reported() {
     let mut s = small();
     let ext = last_of(&s.log, &s.ext);
     let earlier = ext.record.occurred_at - TimeDelta::seconds(30);
-    s.log.push(stored(
-        next_position(&s.log),
+    push(
+        &mut s.log,
         &s.ext,
         ext.version + 1,
         earlier,
         "acme",
-        ExtensionEvent::DoNotDisturbChanged {
-            extension: parse("1001"),
-            enabled: true,
-            source: events::model::SettingSource::User,
-            by: None,
-        },
-    ));
+        dnd_on(),
+    );
     let folded = fold_stored(&s.log);
     assert_eq!(
         kinds(&folded),
@@ -772,19 +779,14 @@ fn time_running_backwards_inside_a_stream_is_reported() {
 fn a_tenant_change_inside_a_stream_is_reported() {
     let mut s = small();
     let ext = last_of(&s.log, &s.ext);
-    s.log.push(stored(
-        next_position(&s.log),
+    push(
+        &mut s.log,
         &s.ext,
         ext.version + 1,
         ext.record.occurred_at,
         "globex",
-        ExtensionEvent::DoNotDisturbChanged {
-            extension: parse("1001"),
-            enabled: true,
-            source: events::model::SettingSource::User,
-            by: None,
-        },
-    ));
+        dnd_on(),
+    );
     let folded = fold_stored(&s.log);
     assert_eq!(
         kinds(&folded),
@@ -810,28 +812,14 @@ fn categories_without_an_aggregate_are_reported_once_per_stream_and_system_is_no
     let at = morning_at(0);
     let mut log = Vec::new();
     for (i, e) in example(Category::Sms).into_iter().enumerate() {
-        log.push(stored(
-            log.len() as u64 + 1,
-            &sms,
-            i as u64 + 1,
-            at,
-            "acme",
-            e,
-        ));
+        push(&mut log, &sms, i as u64 + 1, at, "acme", e);
     }
     for (i, e) in example(Category::System).into_iter().enumerate() {
-        log.push(stored(
-            log.len() as u64 + 1,
-            &system,
-            i as u64 + 1,
-            at,
-            "acme",
-            e,
-        ));
+        push(&mut log, &system, i as u64 + 1, at, "acme", e);
     }
     // A call event in the sms stream is still an event of the wrong aggregate.
     let call = example(Category::Call).remove(0);
-    log.push(stored(log.len() as u64 + 1, &sms, 3, at, "acme", call));
+    push(&mut log, &sms, 3, at, "acme", call);
     // Panel streams (pinned cards, session facts) fold through the watch list: a pin, then a
     // connection opened, resynced and closed.
     let panel = StreamId::parse("panel-acme.1001").expect("a stream id");
@@ -848,14 +836,7 @@ fn categories_without_an_aggregate_are_reported_once_per_stream_and_system_is_no
         })
         .collect::<Vec<_>>();
     for (i, e) in panel_events.into_iter().enumerate() {
-        log.push(stored(
-            log.len() as u64 + 1,
-            &panel,
-            i as u64 + 1,
-            at,
-            "acme",
-            e,
-        ));
+        push(&mut log, &panel, i as u64 + 1, at, "acme", e);
     }
     let folded = fold_stored(&log);
     assert_eq!(

@@ -206,11 +206,12 @@ pub(crate) enum MessageFact {
     },
 }
 
-/// Declares, in an aggregate's `decide` module, the two mappings between [`MessageFact`] and that
+/// Declares, in an aggregate's `decide` module, the mappings between [`MessageFact`] and that
 /// aggregate's message events: `event_of(id, fact)`, the event recording a fact in the room or
-/// conversation `id`, and `fact_of(&event)`, the fact a message event records (`None` for any
-/// other event). Each event variant has the fact's fields plus the id, under the same names; the
-/// fields are listed once, here, so a fact and its two event families cannot drift apart.
+/// conversation `id`; `fact_of(&event)`, the fact a message event records; and
+/// `message_of(&event)`, the message it is about (both `None` for any other event). Each event
+/// variant has the fact's fields plus the id, under the same names; the fields are listed once,
+/// here, so a fact and its two event families cannot drift apart.
 macro_rules! message_events {
     (
         $Event:ident, $id:ident: $Id:ty;
@@ -246,6 +247,14 @@ macro_rules! message_events {
             use $crate::room::message::MessageFact as F;
             match fact {
                 $( F::$Fact { $($field),+ } => $Event::$Variant { $id, $($field),+ }, )+
+            }
+        }
+
+        /// The message `event` is about, if it is a message event.
+        pub(crate) fn message_of(event: &$Event) -> Option<&events::ids::MessageId> {
+            match event {
+                $( $Event::$Variant { message, .. } => Some(message), )+
+                _ => None,
             }
         }
 

@@ -3,8 +3,8 @@
 //! threads, quotes, follows, stars, reports); they differ in who belongs and who moderates.
 //! Everything here is pure: ids and time come in with the commands.
 
-mod channel;
-mod conversation;
+pub(crate) mod channel;
+pub(crate) mod conversation;
 pub mod message;
 
 pub use channel::{

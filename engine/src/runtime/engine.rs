@@ -4,11 +4,12 @@
 //! directory and the credentials, which never leave memory.
 //!
 //! Provisioning is a reconciliation, so starting twice on the same file writes nothing and
-//! starting on a changed file writes only the differences. For each stream the file touches,
-//! the stream's stored state is read and folded, the commands that bring it to what the file
-//! says are decided one after another on that state (the aggregates' own `decide`, so every
-//! referential rule holds), and everything the stream gets is appended at once with the exact
-//! version it was read at. Nothing is written unless every stream's commands were accepted.
+//! starting on a changed file writes only the differences. The whole log is folded once at
+//! start; for each stream the file touches, the commands that bring its folded state to what
+//! the file says are decided one after another on that state (the aggregates' own `decide`, so
+//! every referential rule holds), and everything the stream gets is appended at once with the
+//! exact version it was folded at. Nothing is written unless every stream's commands were
+//! accepted. The same fold finds the streams left holding deadlines, which start re-arms.
 //! The other streams are written first and the directory streams last: the plan is computed
 //! from the directory as stored, so a start interrupted half-way is finished by the next one.
 //!
@@ -25,7 +26,7 @@
 //! previous values are not kept anywhere, a changed secret is not recorded as
 //! `UserCredentialChanged`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::sync::{Arc, RwLock, RwLockReadGuard, Weak};
 
@@ -34,7 +35,7 @@ use events::codec::Recorded;
 use events::ids::{Category, ExtensionNumber, TenantId, UserId};
 use events::log::to_micros;
 use events::model::{
-    AgentLogoutReason, ConferenceEvent, DirectoryEvent, Event, Membership, QueueEvent, UserRole,
+    AgentLogoutReason, ConferenceEvent, DirectoryEvent, Event, Membership, UserRole,
 };
 use events::{AgentId, Clock, CorrelationId, EventLog, ExpectedVersion, IdGen, LogError, StreamId};
 use futures_util::future::try_join_all;
@@ -50,6 +51,7 @@ use crate::directory::{
 };
 use crate::extension::{Extension, ExtensionCommand};
 use crate::queue::{Queue, QueueCommand, QueueSettings};
+use crate::replay::{self, DivergenceKind};
 use crate::room::{ChannelRoom, Conversation};
 use crate::voicemail::VoicemailBox;
 
@@ -163,7 +165,20 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
         let now = clock.now();
-        let (provisioned, directories) = provision(log.clone(), &*ids, &loaded, now).await?;
+        // The whole log, folded once, before any actor exists: provisioning plans on these
+        // states, and the streams left holding timers by the last run are found in them.
+        let folded = replay::fold_log(log.clone()).await?;
+        if !folded.is_clean() {
+            tracing::warn!(
+                divergences = folded.divergence_count(),
+                "the log does not fold cleanly (`ledgerline replay` lists why); re-arming anyway"
+            );
+        }
+        let Provisioning {
+            provisioned,
+            directories,
+            written,
+        } = provision(&*log, &folded, &*ids, &loaded, now).await?;
         tracing::info!(
             events = provisioned.events,
             streams = provisioned.streams.len(),
@@ -187,9 +202,8 @@ impl Engine {
             );
             Registry::new(services, config.registry.clone())
         }
-        // Streams left holding timers by the last run: found before any actor exists, so the
-        // fold sees the log exactly as provisioning left it.
-        let pending = streams_with_deadlines(log.clone()).await?;
+        let pending = streams_with_deadlines(&folded, &written);
+        drop(folded);
         let mut provisioned = provisioned;
         provisioned.rearmed = pending.len();
         let directory_registry: Registry<Directory> = registry(&log, &clock, &ids, &config);
@@ -434,21 +448,24 @@ impl Engine {
     }
 }
 
-/// Folds the whole log once and lists every stream whose state still holds deadlines, by kind.
-async fn streams_with_deadlines(
-    log: Arc<dyn EventLog>,
-) -> Result<Vec<(Category, Instance)>, EngineError> {
-    let folded = crate::replay::fold_log(log).await?;
-    if !folded.is_clean() {
-        tracing::warn!(
-            divergences = folded.divergence_count(),
-            "the log does not fold cleanly (`ledgerline replay` lists why); re-arming anyway"
-        );
-    }
-    Ok(crate::replay::pending_deadlines(&folded)
+/// Every stream whose state holds deadlines once provisioning is written, by kind: as `folded`
+/// left it, or as provisioning `written` it (each written stream with whether it holds any).
+fn streams_with_deadlines(
+    folded: &replay::Folded,
+    written: &[(Instance, bool)],
+) -> Vec<(Category, Instance)> {
+    let rewritten: HashSet<&StreamId> = written.iter().map(|(i, _)| &i.stream).collect();
+    replay::pending_deadlines(folded)
         .into_iter()
         .flat_map(|(category, pending)| pending.into_iter().map(move |p| (category, p.instance())))
-        .collect())
+        .filter(|(_, instance)| !rewritten.contains(&instance.stream))
+        .chain(
+            written
+                .iter()
+                .filter(|(_, deadlines)| *deadlines)
+                .map(|(instance, _)| (instance.stream.category(), instance.clone())),
+        )
+        .collect()
 }
 
 /// The thread [`Engine::start_on_own_thread`] runs the actors on.
@@ -508,13 +525,13 @@ async fn follow_directories(
                     map.keys().cloned().collect()
                 };
                 for tenant in tenants {
-                    let stream = StreamId::directory(&tenant);
-                    match Plan::<Directory>::load(&*log, Instance::new(stream)).await {
-                        Ok(plan) => {
+                    let mut read = Folded::<Directory>::default();
+                    match read.catch_up(&*log, &StreamId::directory(&tenant)).await {
+                        Ok(()) => {
                             let mut map = model.write().unwrap_or_else(|p| p.into_inner());
                             let entry = map.entry(tenant).or_default();
-                            if plan.version >= entry.1 {
-                                *entry = (plan.state, plan.version);
+                            if read.version >= entry.1 {
+                                *entry = (read.state, read.version);
                             }
                         }
                         Err(e) => {
@@ -538,14 +555,31 @@ struct Plan<A: Aggregate> {
 }
 
 impl<A: Aggregate> Plan<A> {
-    /// Reads and folds the stream, each event at its recorded time.
-    async fn load(log: &dyn EventLog, instance: Instance) -> Result<Self, EngineError> {
-        let mut folded = Folded::<A>::default();
-        folded.catch_up(log, &instance.stream).await?;
+    /// The stream's state and version as the fold of the log left them (empty for a stream the
+    /// log does not hold). A record of the stream that did not decode, or an event of another
+    /// aggregate in it, leaves no state to plan on.
+    fn of(folded: &replay::Folded, instance: Instance) -> Result<Self, EngineError> {
+        let stream = &instance.stream;
+        if let Some(corrupt) = folded.divergences().iter().find(|d| {
+            &d.stream == stream
+                && matches!(
+                    d.kind,
+                    DivergenceKind::Undecodable { .. } | DivergenceKind::WrongAggregate { .. }
+                )
+        }) {
+            return Err(LogError::Corrupt {
+                target: stream.to_string(),
+                detail: corrupt.kind.to_string(),
+            }
+            .into());
+        }
+        let (state, version) = folded
+            .stream(stream)
+            .map_or((None, 0), |s| (s.state().get::<A>(), s.version()));
         Ok(Self {
+            state: state.cloned().unwrap_or_default(),
+            version,
             instance,
-            state: folded.state,
-            version: folded.version,
             events: Vec::new(),
         })
     }
@@ -573,6 +607,7 @@ impl<A: Aggregate> Plan<A> {
             return None;
         }
         Some(Write {
+            deadlines: !self.state.deadlines().is_empty(),
             instance: self.instance,
             version: self.version,
             events: self.events.into_iter().map(Into::into).collect(),
@@ -597,6 +632,8 @@ struct Write {
     instance: Instance,
     version: u64,
     events: Vec<Event>,
+    /// Whether the stream's state holds deadlines once these events are folded.
+    deadlines: bool,
 }
 
 impl Write {
@@ -625,14 +662,15 @@ impl Write {
     }
 }
 
-/// Reconciles the log with `loaded`; returns what was written and every tenant's directory as
-/// it now stands.
+/// Reconciles the log, as `folded`, with `loaded`; returns what was written, every tenant's
+/// directory as it now stands, and each stream written with whether it now holds deadlines.
 async fn provision(
-    log: Arc<dyn EventLog>,
+    log: &dyn EventLog,
+    folded: &replay::Folded,
     ids: &dyn IdGen,
     loaded: &LoadedDirectory,
     now: DateTime<Utc>,
-) -> Result<(Provisioned, BTreeMap<TenantId, (Directory, u64)>), EngineError> {
+) -> Result<Provisioning, EngineError> {
     let mut notes = Vec::new();
     let mut directories = Vec::new();
     let mut others = Vec::new();
@@ -651,7 +689,7 @@ async fn provision(
         };
         let stream = StreamId::new(Category::Directory, reseller)
             .map_err(|e| EngineError::StreamName(e.to_string()))?;
-        let mut plan = Plan::<Directory>::load(&*log, Instance::new(stream)).await?;
+        let mut plan = Plan::<Directory>::of(folded, Instance::new(stream))?;
         match plan.state.reseller().cloned() {
             None => plan.must(
                 &DirectoryCommand::CreateReseller {
@@ -670,20 +708,23 @@ async fn provision(
 
     for tenant in &loaded.tenants {
         let t = &tenant.tenant;
-        let mut directory = Plan::<Directory>::load(
-            &*log,
+        let mut directory = Plan::<Directory>::of(
+            folded,
             Instance::new(StreamId::directory(t)).in_tenant(t.clone()),
-        )
-        .await?;
+        )?;
         // The directory as stored, before this start: what the file said last time.
         let before = directory.state.clone();
         reconcile_directory(&mut directory, tenant, now, &mut notes)?;
-        others.extend(reconcile_extensions(&*log, &before, tenant, now, &mut notes).await?);
+        others.extend(reconcile_extensions(
+            folded, &before, tenant, now, &mut notes,
+        )?);
         for setup in &tenant.queues {
-            others.extend(reconcile_queue(&*log, ids, setup, tenant, now, &mut notes).await?);
+            others.extend(reconcile_queue(
+                folded, ids, setup, tenant, now, &mut notes,
+            )?);
         }
         for configured in &tenant.conferences {
-            others.extend(reconcile_conference(&*log, configured, t, now).await?);
+            others.extend(reconcile_conference(folded, configured, t, now)?);
         }
         read_model.insert(
             t.clone(),
@@ -700,23 +741,41 @@ async fn provision(
         not_applied: notes,
         ..Provisioned::default()
     };
+    let written = directories
+        .iter()
+        .chain(&others)
+        .map(|w| (w.instance.clone(), w.deadlines))
+        .collect();
     // Everything else first (group-committed together), the directories last.
-    let written = try_join_all(
+    let others = try_join_all(
         others
             .into_iter()
-            .map(|w| w.commit(&*log, ids, now, correlation)),
+            .map(|w| w.commit(log, ids, now, correlation)),
     )
     .await?;
     for w in directories {
-        let (stream, count) = w.commit(&*log, ids, now, correlation).await?;
+        let (stream, count) = w.commit(log, ids, now, correlation).await?;
         provisioned.streams.push(stream);
         provisioned.events += count;
     }
-    for (stream, count) in written {
+    for (stream, count) in others {
         provisioned.streams.push(stream);
         provisioned.events += count;
     }
-    Ok((provisioned, read_model))
+    Ok(Provisioning {
+        provisioned,
+        directories: read_model,
+        written,
+    })
+}
+
+/// What provisioning did, and what start-up needs of it.
+struct Provisioning {
+    provisioned: Provisioned,
+    /// Every tenant's directory as it now stands, with its stream version.
+    directories: BTreeMap<TenantId, (Directory, u64)>,
+    /// Each stream written, with whether its state now holds deadlines.
+    written: Vec<(Instance, bool)>,
 }
 
 /// Brings a tenant's directory to what the file says, in an order every command accepts:
@@ -1036,8 +1095,8 @@ fn reconcile_directory(
 /// Provisions every extension the file gives a line, re-provisions one whose number now
 /// belongs to another user, and retires those whose user is gone, became an administrator or
 /// changed number. `before` is the directory as stored: the users the file had last time.
-async fn reconcile_extensions(
-    log: &dyn EventLog,
+fn reconcile_extensions(
+    folded: &replay::Folded,
     before: &Directory,
     target: &LoadedTenant,
     now: DateTime<Utc>,
@@ -1058,13 +1117,10 @@ async fn reconcile_extensions(
             .filter(|u| u.role == UserRole::User)
             .map(|u| &u.extension),
     );
-    let plans = try_join_all(numbers.iter().map(|number| {
-        let instance = Instance::new(StreamId::extension(t, number)).in_tenant(t.clone());
-        Plan::<Extension>::load(log, instance)
-    }))
-    .await?;
     let mut writes = Vec::new();
-    for (number, mut plan) in numbers.into_iter().zip(plans) {
+    for number in numbers {
+        let instance = Instance::new(StreamId::extension(t, number)).in_tenant(t.clone());
+        let mut plan = Plan::<Extension>::of(folded, instance)?;
         match wanted.get(number) {
             Some(
                 provision @ ExtensionCommand::Provision {
@@ -1111,8 +1167,8 @@ async fn reconcile_extensions(
 /// in the file are logged out (`removed`). A static agent who logged out since is logged in
 /// again, as a static member is always in the queue; agents who logged in themselves are left
 /// alone.
-async fn reconcile_queue(
-    log: &dyn EventLog,
+fn reconcile_queue(
+    folded: &replay::Folded,
     ids: &dyn IdGen,
     setup: &QueueSetup,
     target: &LoadedTenant,
@@ -1120,40 +1176,12 @@ async fn reconcile_queue(
     notes: &mut Vec<String>,
 ) -> Result<Option<Write>, EngineError> {
     let t = &target.tenant;
-    let QueueEvent::QueueConfigured {
-        queue,
-        name,
-        extension,
-        strategy,
-        ring_timeout_ms,
-        max_wait_ms,
-        max_callers,
-        wrap_up_ms,
-        join_empty,
-        leave_when_empty,
-        exit_key,
-        fallback,
-        music_on_hold,
-    } = &setup.configured
-    else {
+    let Some(settings) = QueueSettings::recorded_by(&setup.configured) else {
         return Ok(None);
     };
-    let instance = Instance::new(StreamId::queue(t, &setup.queue)).in_tenant(t.clone());
-    let mut plan = Plan::<Queue>::load(log, instance).await?;
-    let settings = QueueSettings {
-        name: name.clone(),
-        extension: extension.clone(),
-        strategy: *strategy,
-        ring_timeout_ms: *ring_timeout_ms,
-        max_wait_ms: *max_wait_ms,
-        max_callers: *max_callers,
-        wrap_up_ms: *wrap_up_ms,
-        join_empty: *join_empty,
-        leave_when_empty: *leave_when_empty,
-        exit_key: *exit_key,
-        fallback: fallback.clone(),
-        music_on_hold: music_on_hold.clone(),
-    };
+    let queue = &setup.queue;
+    let instance = Instance::new(StreamId::queue(t, queue)).in_tenant(t.clone());
+    let mut plan = Plan::<Queue>::of(folded, instance)?;
     plan.must(
         &QueueCommand::Configure {
             queue: queue.clone(),
@@ -1205,37 +1233,23 @@ async fn reconcile_queue(
 }
 
 /// Configures a conference room as the file says (nothing when it already is).
-async fn reconcile_conference(
-    log: &dyn EventLog,
+fn reconcile_conference(
+    folded: &replay::Folded,
     configured: &ConferenceEvent,
     t: &TenantId,
     now: DateTime<Utc>,
 ) -> Result<Option<Write>, EngineError> {
-    let ConferenceEvent::ConferenceConfigured {
-        conference,
-        name,
-        extension,
-        pin,
-        max_members,
-        owner,
-        record,
-    } = configured
+    let (ConferenceEvent::ConferenceConfigured { conference, .. }, Some(settings)) =
+        (configured, ConferenceSettings::recorded_by(configured))
     else {
         return Ok(None);
     };
     let instance = Instance::new(StreamId::conference(t, conference)).in_tenant(t.clone());
-    let mut plan = Plan::<Conference>::load(log, instance).await?;
+    let mut plan = Plan::<Conference>::of(folded, instance)?;
     plan.must(
         &ConferenceCommand::Configure {
             conference: conference.clone(),
-            settings: ConferenceSettings {
-                name: name.clone(),
-                extension: extension.clone(),
-                pin: pin.clone(),
-                max_members: *max_members,
-                owner: owner.clone(),
-                record: *record,
-            },
+            settings,
         },
         now,
     )?;

@@ -80,16 +80,40 @@ impl<A: Aggregate> Folded<A> {
 /// lagging feed. The actor shell publishes a command's events before it replies, so once a
 /// command has completed, its events are in the feed: asking for the version it reported needs
 /// no read of the log.
+///
+/// A read of the log and the feed race: an event appended after the read and drained from the
+/// feed before the read is stored is folded into nothing. Each stream therefore remembers the
+/// newest version the feed brought that it could not fold (`missed`), and the follower counts
+/// the feed's lags; a read vouches for the stream only if it covers what was missed and no lag
+/// happened while it ran.
 pub struct Follower<A: Aggregate> {
     log: Arc<dyn EventLog>,
-    feed: Mutex<broadcast::Receiver<Recorded<A::Event>>>,
+    feed: Mutex<Feed<A>>,
     states: Mutex<HashMap<StreamId, Followed<A>>>,
+}
+
+struct Feed<A: Aggregate> {
+    receiver: broadcast::Receiver<Recorded<A::Event>>,
+    /// How many times the feed lagged (lost events of any stream).
+    lags: u64,
 }
 
 struct Followed<A> {
     folded: Folded<A>,
     /// Every event of the stream the feed delivered since `folded` was read is folded in.
     in_step: bool,
+    /// The newest version the feed delivered that was not folded (0: none).
+    missed: u64,
+}
+
+impl<A> Followed<A> {
+    fn new(folded: Folded<A>, in_step: bool) -> Self {
+        Self {
+            folded,
+            in_step,
+            missed: 0,
+        }
+    }
 }
 
 impl<A: Aggregate> std::fmt::Debug for Follower<A> {
@@ -105,7 +129,10 @@ impl<A: Aggregate> Follower<A> {
     pub fn new(log: Arc<dyn EventLog>, feed: broadcast::Receiver<Recorded<A::Event>>) -> Self {
         Self {
             log,
-            feed: Mutex::new(feed),
+            feed: Mutex::new(Feed {
+                receiver: feed,
+                lags: 0,
+            }),
             states: Mutex::new(HashMap::new()),
         }
     }
@@ -113,13 +140,8 @@ impl<A: Aggregate> Follower<A> {
     /// Starts following a stream known to be empty (a new call), so its first events need no
     /// read either.
     pub fn track_new(&self, stream: &StreamId) {
-        self.states().insert(
-            stream.clone(),
-            Followed {
-                folded: Folded::default(),
-                in_step: true,
-            },
-        );
+        self.states()
+            .insert(stream.clone(), Followed::new(Folded::default(), true));
     }
 
     /// Stops following `stream`.
@@ -130,30 +152,25 @@ impl<A: Aggregate> Follower<A> {
     /// The state of `stream` including at least version `at_least` (0: whatever is known; a
     /// stream not followed yet is read). Reads the log only when the feed did not bring it.
     pub async fn current(&self, stream: &StreamId, at_least: u64) -> Result<Folded<A>, LogError> {
-        self.drain();
+        let lags = self.drain();
         let mut folded = {
-            let states = self.states();
-            match states.get(stream) {
-                Some(f) if f.in_step && f.folded.version >= at_least => {
-                    return Ok(f.folded.clone());
-                }
-                Some(f) => f.folded.clone(),
-                None => Folded::default(),
+            let mut states = self.states();
+            // Followed from here on, so that what the feed brings during the read is noted.
+            let f = states
+                .entry(stream.clone())
+                .or_insert_with(|| Followed::new(Folded::default(), false));
+            if f.in_step && f.folded.version >= at_least {
+                return Ok(f.folded.clone());
             }
+            f.folded.clone()
         };
         folded.catch_up(&*self.log, stream).await?;
-        let mut states = self.states();
-        let keep = states
-            .get(stream)
-            .is_none_or(|f| !f.in_step || f.folded.version <= folded.version);
-        if keep {
-            states.insert(
-                stream.clone(),
-                Followed {
-                    folded: folded.clone(),
-                    in_step: true,
-                },
-            );
+        let lagged = self.drain() != lags;
+        if let Some(f) = self.states().get_mut(stream)
+            && f.folded.version <= folded.version
+        {
+            f.folded = folded.clone();
+            f.in_step = !lagged && f.missed <= folded.version;
         }
         Ok(folded)
     }
@@ -162,12 +179,13 @@ impl<A: Aggregate> Follower<A> {
         self.states.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Folds what the feed delivered into the streams followed.
-    fn drain(&self) {
+    /// Folds what the feed delivered into the streams followed; returns how many times the feed
+    /// has lagged so far.
+    fn drain(&self) -> u64 {
         let mut feed = self.feed.lock().unwrap_or_else(|p| p.into_inner());
         let mut states = self.states();
         loop {
-            match feed.try_recv() {
+            match feed.receiver.try_recv() {
                 Ok(recorded) => {
                     let Some(f) = states.get_mut(&recorded.stream) else {
                         continue;
@@ -177,6 +195,7 @@ impl<A: Aggregate> Follower<A> {
                     }
                     if !f.in_step || recorded.version != f.folded.version + 1 {
                         f.in_step = false;
+                        f.missed = f.missed.max(recorded.version);
                         continue;
                     }
                     f.folded
@@ -185,9 +204,10 @@ impl<A: Aggregate> Follower<A> {
                     f.folded.version = recorded.version;
                 }
                 Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    feed.lags += 1;
                     states.values_mut().for_each(|f| f.in_step = false);
                 }
-                Err(_) => return,
+                Err(_) => return feed.lags,
             }
         }
     }

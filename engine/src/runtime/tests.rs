@@ -391,3 +391,115 @@ async fn a_follower_folds_the_feed_and_reads_the_log_only_past_a_gap() {
     follower.forget(&stream());
     assert_eq!(follower.current(&stream(), 0).await.unwrap().version, 5);
 }
+
+/// A memory log whose next stream read, once armed, waits after reading until the test lets it
+/// go: what the log returned is fixed, and the test acts before the reader sees it.
+#[derive(Debug)]
+struct HeldRead {
+    inner: Arc<MemoryLog>,
+    armed: std::sync::atomic::AtomicBool,
+    read: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+type LogFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, events::LogError>> + Send + 'a>>;
+
+impl EventLog for HeldRead {
+    fn append<'a, 'b, 'c>(
+        &'a self,
+        stream: &'b StreamId,
+        expected: ExpectedVersion,
+        events: Vec<events::EventRecord>,
+    ) -> LogFuture<'c, AppendOutcome>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        self.inner.append(stream, expected, events)
+    }
+
+    fn read_stream<'a, 'b, 'c>(
+        &'a self,
+        stream: &'b StreamId,
+        after: u64,
+        max: usize,
+    ) -> LogFuture<'c, Vec<events::StoredEvent>>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        Box::pin(async move {
+            let page = self.inner.read_stream(stream, after, max).await;
+            if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                self.read.notify_one();
+                self.release.notified().await;
+            }
+            page
+        })
+    }
+
+    fn read_all<'a, 'c>(
+        &'a self,
+        after: GlobalPosition,
+        max: usize,
+    ) -> LogFuture<'c, Vec<events::StoredEvent>>
+    where
+        'a: 'c,
+        Self: 'c,
+    {
+        self.inner.read_all(after, max)
+    }
+
+    fn head<'a, 'c>(&'a self) -> LogFuture<'c, GlobalPosition>
+    where
+        'a: 'c,
+        Self: 'c,
+    {
+        self.inner.head()
+    }
+
+    fn wake_ups(&self) -> tokio::sync::watch::Receiver<GlobalPosition> {
+        self.inner.wake_ups()
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[actix::test]
+async fn a_follower_does_not_vouch_for_a_read_the_feed_overtook() {
+    let (log, registry) = setup();
+    let held = Arc::new(HeldRead {
+        inner: log.clone(),
+        armed: true.into(),
+        read: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let follower = Follower::<Keypad>::new(held.clone(), registry.subscribe());
+    let keypad = Instance::new(stream());
+    registry
+        .execute(&keypad, Execute::new(Key::Press('1')))
+        .await
+        .unwrap();
+    // The first read of the stream returns version 1; before the follower stores it, version 2
+    // is recorded and its feed event is drained (by a read of another stream).
+    let other = StreamId::call(CallId::parse("00000000-0000-4000-8000-000000000009").unwrap());
+    let watched = stream();
+    let (first, ()) = tokio::join!(follower.current(&watched, 0), async {
+        held.read.notified().await;
+        registry
+            .execute(&keypad, Execute::new(Key::Press('2')))
+            .await
+            .unwrap();
+        follower.current(&other, 0).await.unwrap();
+        held.release.notify_one();
+    });
+    assert_eq!(first.unwrap().version, 1);
+    // The follower saw version 2 go by unfolded: it reads again instead of answering version 1.
+    let now = follower.current(&stream(), 0).await.unwrap();
+    assert_eq!((now.version, now.state.digits.as_str()), (2, "12"));
+}

@@ -101,8 +101,9 @@ const READ_PREALLOCATE: usize = 4096;
 const QUEUE_DEPTH: usize = 1024;
 /// Streams whose last version the writer remembers (for `Any` appends) before it forgets all.
 const VERSION_CACHE_LIMIT: usize = 100_000;
-/// Key of the session advisory lock that serialises concurrent migrations.
-const MIGRATION_LOCK_KEY: i64 = 0x4c65_6467_6572_6c6e; // "Ledgerln"
+/// Key of the session advisory lock that serialises concurrent migrations (the projections'
+/// schema takes it too).
+pub const MIGRATION_LOCK_KEY: i64 = 0x4c65_6467_6572_6c6e; // "Ledgerln"
 /// How long `connect` waits for another process's migration to finish.
 const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(60);
 /// The listener checks its connection this often, to notice a peer that vanished silently.

@@ -87,6 +87,18 @@ struct Mailbox {
     old: u32,
 }
 
+impl Mailbox {
+    /// The box's message-waiting counts as they are now.
+    fn waiting(&self, mailbox: ExtensionNumber) -> Event {
+        VoicemailEvent::MessageWaitingChanged {
+            mailbox,
+            new_messages: u32::try_from(self.unread.len()).unwrap_or(u32::MAX),
+            old_messages: self.old,
+        }
+        .into()
+    }
+}
+
 struct Gen {
     rng: ChaCha20Rng,
     ids: SeededIds,
@@ -773,7 +785,7 @@ impl Gen {
         items.sort_by_key(|a| (a.0, a.1));
         let mut per_stream: BTreeMap<StreamId, Vec<events::EventRecord>> = BTreeMap::new();
         for (at, _, stream, item) in items {
-            let events = self.expand(at, item);
+            let events = self.expand(item);
             let out = per_stream.entry(stream).or_default();
             for event in events {
                 let meta = Metadata::new(EventId::from_uuid(self.ids.next_uuid()), at)
@@ -807,7 +819,7 @@ impl Gen {
     }
 
     /// The events an item stands for, at its place in time.
-    fn expand(&mut self, _at: DateTime<Utc>, item: Item) -> Vec<Event> {
+    fn expand(&mut self, item: Item) -> Vec<Event> {
         match item {
             Item::Event(e) => vec![e],
             Item::Deposit {
@@ -820,10 +832,10 @@ impl Gen {
                 let recording = RecordingId::from_uuid(self.ids.next_uuid());
                 let m = self.mailboxes.entry(mailbox.clone()).or_default();
                 m.unread.push(message);
-                let (new, old) = (m.unread.len(), m.old);
+                let waiting = m.waiting(mailbox.clone());
                 vec![
                     VoicemailEvent::VoicemailDeposited {
-                        mailbox: mailbox.clone(),
+                        mailbox,
                         message,
                         caller,
                         call: Some(call),
@@ -834,12 +846,7 @@ impl Gen {
                         folder: VoicemailFolder::Inbox,
                     }
                     .into(),
-                    VoicemailEvent::MessageWaitingChanged {
-                        mailbox,
-                        new_messages: u32::try_from(new).unwrap_or(u32::MAX),
-                        old_messages: old,
-                    }
-                    .into(),
+                    waiting,
                 ]
             }
             Item::Read { mailbox, by } => {
@@ -849,20 +856,15 @@ impl Gen {
                 }
                 let message = m.unread.remove(0);
                 m.old += 1;
-                let (new, old) = (m.unread.len(), m.old);
+                let waiting = m.waiting(mailbox.clone());
                 vec![
                     VoicemailEvent::VoicemailRead {
-                        mailbox: mailbox.clone(),
+                        mailbox,
                         message,
                         by,
                     }
                     .into(),
-                    VoicemailEvent::MessageWaitingChanged {
-                        mailbox,
-                        new_messages: u32::try_from(new).unwrap_or(u32::MAX),
-                        old_messages: old,
-                    }
-                    .into(),
+                    waiting,
                 ]
             }
         }

@@ -27,7 +27,7 @@ use events::model::{
     PresenceStateType, SettingSource, Transport,
 };
 use rand::Rng;
-use simulations::world::{Agenda, Instance, World};
+use simulations::world::{Agenda, Instance, World, new_deadlines};
 
 /// What the callee (or caller) does with a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,8 @@ pub(crate) struct Pbx {
     /// Expected caller-leg dispositions (`ANSWERED`, …) and other counts.
     pub(crate) counters: BTreeMap<&'static str, u64>,
     arrivals_left: u32,
+    /// Mean seconds between arrivals in [`Pbx::busy`].
+    arrival_every_secs: f64,
 }
 
 const DEPARTMENTS: &[&str] = &["sales", "support", "management"];
@@ -114,6 +116,7 @@ impl Pbx {
             observed: BTreeMap::new(),
             counters: BTreeMap::new(),
             arrivals_left: 0,
+            arrival_every_secs: 6.0,
         };
         for k in 0..n {
             let number = format!("{}", 10_000 + k);
@@ -198,10 +201,8 @@ impl Pbx {
         let mut instance = self.calls.remove(&call).unwrap_or_default();
         let before = instance.state.deadlines();
         let result = self.world.execute(&stream, &mut instance, &command);
-        for d in instance.state.deadlines() {
-            if !before.contains(&d) {
-                self.agenda.at(d.at, Step::Deadline { call, at: d.at });
-            }
+        for d in new_deadlines(&before, instance.state.deadlines()) {
+            self.agenda.at(d.at, Step::Deadline { call, at: d.at });
         }
         let accepted = matches!(&result, Ok(events) if !events.is_empty());
         self.calls.insert(call, instance);
@@ -221,34 +222,7 @@ impl Pbx {
         let Some(instance) = self.calls.get(&call) else {
             return;
         };
-        let rank = |s: &ExtensionCallState| match s {
-            ExtensionCallState::Answered => 5,
-            ExtensionCallState::Held => 4,
-            ExtensionCallState::Calling => 3,
-            ExtensionCallState::Ringing => 2,
-            ExtensionCallState::Ended => 1,
-        };
-        let mut states: BTreeMap<usize, ExtensionCallState> = BTreeMap::new();
-        for leg in instance.state.legs() {
-            let Some(i) = leg.party.extension.as_ref().and_then(|e| self.index_of(e)) else {
-                continue;
-            };
-            let state = if leg.ended.is_some() {
-                ExtensionCallState::Ended
-            } else if leg.held {
-                ExtensionCallState::Held
-            } else if leg.answered_at.is_some() {
-                ExtensionCallState::Answered
-            } else if leg.role == LegRole::Caller {
-                ExtensionCallState::Calling
-            } else {
-                ExtensionCallState::Ringing
-            };
-            let entry = states.entry(i).or_insert(state);
-            if rank(&state) > rank(entry) {
-                *entry = state;
-            }
-        }
+        let states = instance.state.extension_parts(|e| self.index_of(e));
         for (i, state) in states {
             if self.observed.get(&(call, i)) == Some(&state) {
                 continue;
@@ -426,6 +400,7 @@ impl Pbx {
     /// with every outcome, DND toggles and presence changes; then everything drains.
     pub(crate) fn busy(&mut self, calls: u32, every_secs: f64) {
         self.arrivals_left = calls;
+        self.arrival_every_secs = every_secs;
         let mean = every_secs;
         let first = self.secs(0.0, mean);
         self.agenda.at(self.world.now + first, Step::Arrival);
@@ -464,7 +439,7 @@ impl Pbx {
                 self.arrivals_left = self.arrivals_left.saturating_sub(1);
                 if self.arrivals_left > 0 {
                     let u: f64 = self.world.rng.random_range(f64::EPSILON..1.0);
-                    let mean = 6.0;
+                    let mean = self.arrival_every_secs;
                     let next = TimeDelta::milliseconds((-u.ln() * mean * 1000.0) as i64);
                     self.agenda.at(self.world.now + next, Step::Arrival);
                 }

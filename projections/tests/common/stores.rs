@@ -1,10 +1,8 @@
 //! Throw-away stores for the runner tests: the event log and the CDR store side by side, as the
 //! binary opens them — a SQLite file in a temporary directory, or a fresh PostgreSQL database
-//! on the server named by `LEDGERLINE_TEST_PG` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`), created per test as `ll_<hex time>_<random>`
-//! and dropped afterwards, leftovers older than an hour swept first (the approach of
-//! `tests/src/pg.rs`). Each can inject a failure of the checkpoint write, the last statement of
-//! a commit, to prove rows and checkpoint go together.
+//! per test ([`tests::pg::TestDb`]: on the server named by `LEDGERLINE_TEST_PG`, dropped
+//! afterwards). Each can inject a failure of the checkpoint write, the last statement of a
+//! commit, to prove rows and checkpoint go together.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +12,7 @@ use events::log::sqlite::SqliteLog;
 use events::{EventLog, StoreOptions};
 use projections::CdrStore;
 use projections::cdr::{PgCdrStore, SqliteCdrStore};
-use tokio_postgres::NoTls;
+pub(crate) use tests::pg::TestDb;
 
 /// A log and its CDR store.
 pub(crate) enum Stores {
@@ -53,7 +51,7 @@ impl Stores {
 
     pub(crate) async fn postgres() -> Self {
         Stores::Postgres {
-            db: TestDb::create("projections").await,
+            db: TestDb::create_with_suffix("projections").await,
         }
     }
 
@@ -163,126 +161,5 @@ impl Stores {
                 }
             }
         }
-    }
-}
-
-/// The admin URL (`LEDGERLINE_TEST_PG`, default `postgres://postgres@127.0.0.1:5432/postgres`).
-pub(crate) fn admin_url() -> String {
-    std::env::var("LEDGERLINE_TEST_PG")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn with_database(url: &str, db: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
-    format!("{scheme}://{authority}/{db}{query}")
-}
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("cannot reach the test PostgreSQL at {url}: {e} (set LEDGERLINE_TEST_PG)")
-        });
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
-#[allow(
-    clippy::disallowed_methods,
-    reason = "test database names need the time and a random part"
-)]
-fn now_secs() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-#[allow(
-    clippy::disallowed_methods,
-    reason = "test database names need the time and a random part"
-)]
-fn fresh_name(suffix: &str) -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    let mut name = format!("ll_{:x}_{}_{suffix}", now_secs(), &random[..12]);
-    name.truncate(63);
-    name
-}
-
-/// A database for one test, dropped when this value is dropped.
-pub(crate) struct TestDb {
-    pub(crate) name: String,
-    pub(crate) url: String,
-}
-
-impl TestDb {
-    pub(crate) async fn create(suffix: &str) -> TestDb {
-        let admin = connect(&admin_url()).await;
-        // Leftovers of killed runs, older than an hour.
-        if let Ok(rows) = admin
-            .query(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'll\\_%'",
-                &[],
-            )
-            .await
-        {
-            for row in rows {
-                let name: String = row.get(0);
-                let created = name
-                    .strip_prefix("ll_")
-                    .and_then(|r| r.split('_').next())
-                    .and_then(|hex| i64::from_str_radix(hex, 16).ok());
-                if created.is_some_and(|t| now_secs() - t > 3600) {
-                    let _ = admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .await;
-                }
-            }
-        }
-        let name = fresh_name(suffix);
-        admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .unwrap_or_else(|e| panic!("create database {name}: {e:?}"));
-        TestDb {
-            url: with_database(&admin_url(), &name),
-            name,
-        }
-    }
-
-    pub(crate) async fn client(&self) -> tokio_postgres::Client {
-        connect(&self.url).await
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let url = admin_url();
-        // From a thread of its own, so it also works from `Drop` inside an async test.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok((client, connection)) = tokio_postgres::connect(&url, NoTls).await else {
-                    return;
-                };
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                let _ = client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await;
-            });
-        })
-        .join();
     }
 }

@@ -37,6 +37,25 @@ impl MediaDirection {
     pub(crate) fn holds(self) -> bool {
         matches!(self, MediaDirection::SendOnly | MediaDirection::Inactive)
     }
+
+    /// The direction of an answer to an offer of this one (RFC 3264 §6.1).
+    pub(crate) fn answer(self) -> Self {
+        match self {
+            MediaDirection::SendOnly => MediaDirection::RecvOnly,
+            MediaDirection::RecvOnly => MediaDirection::SendOnly,
+            other => other,
+        }
+    }
+
+    /// The SDP attribute (`a=...`) that declares it.
+    pub(crate) fn attribute(self) -> &'static str {
+        match self {
+            MediaDirection::SendRecv => "sendrecv",
+            MediaDirection::SendOnly => "sendonly",
+            MediaDirection::RecvOnly => "recvonly",
+            MediaDirection::Inactive => "inactive",
+        }
+    }
 }
 
 impl Sdp {

@@ -23,6 +23,8 @@
 //!   rsipstack's dialog layer; a BYE is recorded (HangUp) before its 200 is sent.
 
 mod click;
+#[cfg(test)]
+mod fixtures;
 mod media;
 mod observe;
 mod plan;
@@ -52,7 +54,7 @@ use crate::edge::{Core, Reply};
 
 pub use click::ClickToCallError;
 pub(crate) use click::click_to_call;
-pub(crate) use media::Sdp;
+pub(crate) use media::{MediaDirection, Sdp};
 pub(crate) use session::{Input, Session};
 
 /// What every call session reaches.

@@ -13,42 +13,11 @@ use engine::extension::{Extension, ExtensionCommand, ExtensionRejection};
 use engine::runtime::{Execute, ExecuteError, Instance, Registry};
 use events::StreamId;
 use events::ids::{CallId, CorrelationId, ExtensionNumber, TenantId};
-use events::model::{ExtensionCallState, LegRole};
+use events::model::ExtensionCallState;
 
-/// Each extension's part in `call`.
+/// Each extension's part in `call` (the engine's rule, [`Call::extension_parts`]).
 pub(crate) fn parts(call: &Call) -> BTreeMap<ExtensionNumber, ExtensionCallState> {
-    let mut parts: BTreeMap<ExtensionNumber, ExtensionCallState> = BTreeMap::new();
-    for leg in call.legs() {
-        let Some(number) = leg.party.extension.clone() else {
-            continue;
-        };
-        let state = if leg.ended.is_some() {
-            ExtensionCallState::Ended
-        } else if leg.held {
-            ExtensionCallState::Held
-        } else if leg.answered_at.is_some() {
-            ExtensionCallState::Answered
-        } else if leg.role == LegRole::Caller {
-            ExtensionCallState::Calling
-        } else {
-            ExtensionCallState::Ringing
-        };
-        let entry = parts.entry(number).or_insert(state);
-        if rank(state) > rank(*entry) {
-            *entry = state;
-        }
-    }
-    parts
-}
-
-fn rank(state: ExtensionCallState) -> u8 {
-    match state {
-        ExtensionCallState::Answered => 5,
-        ExtensionCallState::Held => 4,
-        ExtensionCallState::Calling => 3,
-        ExtensionCallState::Ringing => 2,
-        ExtensionCallState::Ended => 1,
-    }
+    call.extension_parts(|n| Some(n.clone()))
 }
 
 /// What the extensions of one call were told so far.
@@ -109,28 +78,11 @@ pub(crate) async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, Utc};
-    use engine::Aggregate;
-    use engine::call::{CallCommand, RingContact};
+    use crate::calls::fixtures::{offer, ring, run};
+    use engine::call::CallCommand;
     use events::IdGen;
     use events::SeededIds;
-    use events::ids::{DepartmentId, LegId, PhoneNumber, UserId};
-    use events::model::{CallOrigin, Direction, Party};
-
-    fn party(ext: &str) -> Party {
-        Party::internal(
-            ExtensionNumber::parse(ext).unwrap(),
-            UserId::parse(ext).unwrap(),
-            DepartmentId::parse("sales").unwrap(),
-            format!("User {ext}"),
-        )
-    }
-
-    fn run(call: &mut Call, command: CallCommand, now: DateTime<Utc>) {
-        for e in call.decide(&command, now).unwrap() {
-            call.evolve(&e, now);
-        }
-    }
+    use events::ids::LegId;
 
     fn number(n: &str) -> ExtensionNumber {
         ExtensionNumber::parse(n).unwrap()
@@ -149,45 +101,10 @@ mod tests {
         );
         let mut call = Call::default();
         let mut observer = Observer::default();
-        run(
-            &mut call,
-            CallCommand::Offer {
-                call: id,
-                caller_leg,
-                direction: Direction::Internal,
-                caller: party("1002"),
-                callee: party("1003"),
-                dialled: PhoneNumber::parse("1003").unwrap(),
-                origin: CallOrigin::Device,
-                caller_contact: None,
-                trunk: None,
-                requested_by: None,
-            },
-            now,
-        );
+        run(&mut call, offer(id, caller_leg), now);
         assert_eq!(observer.changes(&call), vec![(number("1002"), S::Calling)]);
         assert_eq!(observer.changes(&call), vec![], "nothing changed");
-        run(
-            &mut call,
-            CallCommand::Ring {
-                parent: caller_leg,
-                callee: party("1003"),
-                role: LegRole::Callee,
-                contacts: vec![
-                    RingContact {
-                        leg: first,
-                        contact: None,
-                    },
-                    RingContact {
-                        leg: second,
-                        contact: None,
-                    },
-                ],
-                ring_timeout: chrono::TimeDelta::seconds(30),
-                voicemail: None,
-            },
-            now,
-        );
+        run(&mut call, ring(caller_leg, &[first, second]), now);
         // Two ringing contacts of one extension: one part.
         assert_eq!(observer.changes(&call), vec![(number("1003"), S::Ringing)]);
         run(&mut call, CallCommand::Answer { leg: second }, now);
@@ -219,22 +136,7 @@ mod tests {
         let now = engine::testing::t0();
         let id = CallId::from_uuid(ids.next_uuid());
         let mut call = Call::default();
-        run(
-            &mut call,
-            CallCommand::Offer {
-                call: id,
-                caller_leg: LegId::from_uuid(ids.next_uuid()),
-                direction: Direction::Internal,
-                caller: party("1002"),
-                callee: party("1003"),
-                dialled: PhoneNumber::parse("1003").unwrap(),
-                origin: CallOrigin::Device,
-                caller_contact: None,
-                trunk: None,
-                requested_by: None,
-            },
-            now,
-        );
+        run(&mut call, offer(id, LegId::from_uuid(ids.next_uuid())), now);
         run(
             &mut call,
             CallCommand::Terminate {

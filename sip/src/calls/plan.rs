@@ -158,21 +158,11 @@ pub(crate) fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calls::fixtures::{offer, ring, run};
     use chrono::{DateTime, TimeDelta, Utc};
-    use engine::Aggregate;
-    use engine::call::{CallCommand, RingContact};
-    use events::ids::{CallId, DepartmentId, ExtensionNumber, PhoneNumber, UserId};
-    use events::model::{CallOrigin, Direction, LegRole, Party};
+    use engine::call::CallCommand;
+    use events::ids::CallId;
     use events::{IdGen, SeededIds};
-
-    fn party(ext: &str) -> Party {
-        Party::internal(
-            ExtensionNumber::parse(ext).unwrap(),
-            UserId::parse(ext).unwrap(),
-            DepartmentId::parse("sales").unwrap(),
-            format!("User {ext}"),
-        )
-    }
 
     struct Fixture {
         call: Call,
@@ -196,39 +186,13 @@ mod tests {
                 forks,
                 now: engine::testing::t0(),
             };
-            f.run(CallCommand::Offer {
-                call: id,
-                caller_leg: caller,
-                direction: Direction::Internal,
-                caller: party("1002"),
-                callee: party("1003"),
-                dialled: PhoneNumber::parse("1003").unwrap(),
-                origin: CallOrigin::Device,
-                caller_contact: None,
-                trunk: None,
-                requested_by: None,
-            });
-            f.run(CallCommand::Ring {
-                parent: caller,
-                callee: party("1003"),
-                role: LegRole::Callee,
-                contacts: forks
-                    .iter()
-                    .map(|leg| RingContact {
-                        leg: *leg,
-                        contact: None,
-                    })
-                    .collect(),
-                ring_timeout: TimeDelta::seconds(30),
-                voicemail: None,
-            });
+            f.run(offer(id, caller));
+            f.run(ring(caller, &forks));
             f
         }
 
         fn run(&mut self, command: CallCommand) {
-            for e in self.call.decide(&command, self.now).unwrap() {
-                self.call.evolve(&e, self.now);
-            }
+            run(&mut self.call, command, self.now);
         }
 
         fn branches(&self, sips: [BranchSip; 2], sdp: [bool; 2]) -> Vec<BranchView> {

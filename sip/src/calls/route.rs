@@ -273,7 +273,7 @@ impl Router<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::Aggregate;
+    use crate::calls::fixtures::run;
     use engine::extension::{ExtensionCommand, FollowMe, RegisterContact};
     use events::ids::{DepartmentId, DeviceContactId, UserId};
     use events::model::{ForwardKind, SettingSource, Transport};
@@ -284,9 +284,7 @@ mod tests {
     }
 
     fn apply(ext: &mut Extension, command: ExtensionCommand) {
-        for e in ext.decide(&command, now()).unwrap() {
-            ext.evolve(&e, now());
-        }
+        run(ext, command, now());
     }
 
     fn extension(number: &str, registered: bool) -> Extension {

@@ -15,6 +15,7 @@ use engine::call::Call;
 use engine::directory::demo::demo_directory;
 use engine::extension::{Extension, ExtensionCommand};
 use engine::runtime::{Execute, Instance, Registry, RegistryConfig, Services};
+use events::ids::{DeviceContactId, ExtensionNumber};
 use events::log::sqlite::SqliteLog;
 use events::model::{Event, ExtensionEvent};
 use events::{
@@ -170,8 +171,23 @@ impl Harness {
     }
 }
 
+pub(crate) fn ext_number(number: &str) -> ExtensionNumber {
+    ExtensionNumber::parse(number).unwrap()
+}
+
 pub(crate) fn ext_stream(number: &str) -> StreamId {
-    StreamId::extension(&acme(), &events::ExtensionNumber::parse(number).unwrap())
+    StreamId::extension(&acme(), &ext_number(number))
+}
+
+/// The contact id the edge chose for the first registration it wrote.
+pub(crate) fn first_contact(written: &[(StreamId, ExtensionEvent)]) -> DeviceContactId {
+    written
+        .iter()
+        .find_map(|(_, e)| match e {
+            ExtensionEvent::DeviceRegistered { contact, .. } => Some(*contact),
+            _ => None,
+        })
+        .expect("a DeviceRegistered was written")
 }
 
 /// A free port on 127.0.0.1 (for sipp's listener).
@@ -274,6 +290,17 @@ pub(crate) fn authorization(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Ends a message whose start line and headers are `head`: the `extra` header lines, the
+/// Content-Length of `body`, and the body.
+pub(crate) fn end_message(mut head: String, extra: &[String], body: &str) -> String {
+    for e in extra {
+        head.push_str(e);
+        head.push_str("\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    head
 }
 
 // ---- A raw peer ----
@@ -380,7 +407,7 @@ impl Peer {
     pub(crate) fn register(&mut self, user: &str, contacts: &[&str], extra: &[String]) -> String {
         self.cseq += 1;
         self.branch += 1;
-        let mut text = format!(
+        let mut head = format!(
             "REGISTER sip:{server} SIP/2.0\r\n\
              Via: SIP/2.0/{t} {local};branch=z9hG4bK-{port}-{b};rport\r\n\
              Max-Forwards: 70\r\n\
@@ -399,14 +426,9 @@ impl Peer {
             cseq = self.cseq,
         );
         for c in contacts {
-            text.push_str(&format!("Contact: {c}\r\n"));
+            head.push_str(&format!("Contact: {c}\r\n"));
         }
-        for e in extra {
-            text.push_str(e);
-            text.push_str("\r\n");
-        }
-        text.push_str("Content-Length: 0\r\n\r\n");
-        text
+        end_message(head, extra, "")
     }
 
     /// The Request-URI this peer uses.
@@ -414,8 +436,20 @@ impl Peer {
         format!("sip:{}", self.server)
     }
 
-    /// REGISTER, answer the challenge with `password` (first offered algorithm unless `pick`),
-    /// return the final response.
+    /// REGISTER without credentials: the (first) challenge of the 401.
+    pub(crate) async fn challenge(
+        &mut self,
+        user: &str,
+        contacts: &[&str],
+        extra: &[String],
+    ) -> String {
+        let first = self.register(user, contacts, extra);
+        let challenge = self.request(&first).await;
+        assert_eq!(challenge.status(), 401, "{}", challenge.raw);
+        challenge.header("www-authenticate").unwrap().to_owned()
+    }
+
+    /// REGISTER, answer the (first) challenge with `password`, return the final response.
     pub(crate) async fn register_with_auth(
         &mut self,
         user: &str,
@@ -423,10 +457,7 @@ impl Peer {
         contacts: &[&str],
         extra: &[String],
     ) -> Msg {
-        let first = self.register(user, contacts, extra);
-        let challenge = self.request(&first).await;
-        assert_eq!(challenge.status(), 401, "{}", challenge.raw);
-        let www = challenge.header("www-authenticate").unwrap().to_owned();
+        let www = self.challenge(user, contacts, extra).await;
         let auth = authorization(&www, user, password, "REGISTER", &self.uri(), 1);
         let mut extra = extra.to_vec();
         extra.push(format!("Authorization: {auth}"));
@@ -471,12 +502,7 @@ pub(crate) async fn sipp(
         .output()
         .await
         .expect("sipp is installed (apt-get install sip-tester)");
-    let errors: String = std::fs::read_dir(work.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect();
+    let errors = sipp_errors(work.path());
     let text = format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}\n--- errors\n{}",
         output.status.code(),
@@ -487,7 +513,39 @@ pub(crate) async fn sipp(
     (output.status.success(), text)
 }
 
+/// What sipp wrote to its `*_errors.log` files (`-trace_err`) in `dir`.
+fn sipp_errors(dir: &std::path::Path) -> String {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect()
+}
+
 // ---- Calls ----
+
+/// How long a sipp phone of a call test may take to finish its scenario.
+pub(crate) const WITHIN: Duration = Duration::from_secs(30);
+
+/// The event types of a call answered and then hung up by either side.
+pub(crate) const ANSWERED_CALL: [&str; 9] = [
+    "CallCreated",
+    "LegCreated",
+    "LegCreated",
+    "LegRinging",
+    "CallAnswered",
+    "CallAnswered",
+    "LegEnded",
+    "LegEnded",
+    "CallEnded",
+];
+
+/// Waits for a sipp phone to end its scenario, which must have succeeded.
+pub(crate) async fn finished(running: Running) {
+    let (ok, out) = running.finish(WITHIN).await;
+    assert!(ok, "{out}");
+}
 
 impl Harness {
     /// Moves the test clock along with real time from now on: the call aggregate's ring timeout
@@ -546,6 +604,19 @@ impl Harness {
             .register_with_auth(ext, &format!("sip-{ext}"), &[&contact], &[])
             .await;
         assert_eq!(ok.status(), 200, "{}", ok.raw);
+    }
+
+    /// The one call made since `mark`, once every session ended: its stream, and every event
+    /// since `mark`.
+    pub(crate) async fn the_call(
+        &self,
+        mark: GlobalPosition,
+    ) -> (StreamId, Vec<(StreamId, Event)>) {
+        self.settle(Duration::from_secs(10)).await;
+        let events = self.events_since(mark).await;
+        let calls = call_streams(&events);
+        assert_eq!(calls.len(), 1, "{events:#?}");
+        (calls[0].clone(), events)
     }
 
     /// Waits (real time) until no call has a session left on the edge.
@@ -714,12 +785,7 @@ impl Running {
     pub(crate) async fn finish(self, within: Duration) -> (bool, String) {
         let Running { child, dir, what } = self;
         let outcome = tokio::time::timeout(within, child.wait_with_output()).await;
-        let errors: String = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
-            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-            .collect();
+        let errors = sipp_errors(dir.path());
         match outcome {
             Ok(Ok(output)) => (
                 output.status.success(),
@@ -751,7 +817,7 @@ impl Peer {
              m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
             ip = self.local.ip()
         );
-        let mut text = format!(
+        let head = format!(
             "INVITE sip:{number}@{server} SIP/2.0\r\n\
              Via: SIP/2.0/{t} {local};branch=z9hG4bK-{port}-{b};rport\r\n\
              Max-Forwards: 70\r\n\
@@ -770,12 +836,7 @@ impl Peer {
             call_id = self.call_id,
             cseq = self.cseq,
         );
-        for e in extra {
-            text.push_str(e);
-            text.push_str("\r\n");
-        }
-        text.push_str(&format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()));
-        text
+        end_message(head, extra, &sdp)
     }
 
     /// INVITE, answer the 407 with `password`, and return the final response to the second

@@ -21,8 +21,6 @@ use serde_json::Value;
 
 use super::actions::{self, Action};
 use super::auth::{self, Viewer};
-use super::hub::{Hub, visible_pinned};
-use super::protocol::{ServerFrame, Stats, VERSION};
 use super::{ApiError, PanelState};
 
 /// Parses a request body as the action `kind`.
@@ -51,48 +49,34 @@ async fn act(
     Ok(HttpResponse::Ok().json(answer))
 }
 
-/// The snapshot the websocket would start with, for `viewer`.
-pub(crate) fn snapshot_json(
-    state: &PanelState,
-    hub: &Hub,
-    viewer: &Viewer,
-) -> Result<String, ApiError> {
-    let departments = viewer.require_panel()?;
-    let now = state.clock.now();
-    let view = state.panel.read();
-    let snapshot = view.snapshot_for(&viewer.tenant, departments);
-    let me = view.card(&viewer.tenant, &viewer.user);
-    let pinned = visible_pinned(
-        &view,
-        &viewer.tenant,
-        departments,
-        state.watchlists.pinned_users(&viewer.tenant, &viewer.user),
-    );
-    let stats = Stats {
-        calls_per_minute: view.calls_per_minute(&viewer.tenant, departments, now),
-    };
-    Ok(ServerFrame::Snapshot {
-        v: VERSION,
-        epoch: hub.epoch(),
-        position: snapshot.position,
-        now,
-        snapshot: &snapshot,
-        me: me.as_ref(),
-        pinned: &pinned,
-        stats: &stats,
-    }
-    .to_json())
-}
-
-async fn panel(req: HttpRequest, state: web::Data<PanelState>) -> Result<HttpResponse, ApiError> {
-    let viewer = auth::viewer(&req, &state).await?;
+/// The viewer, who must be a panel user, with their watch list loaded.
+async fn panel_viewer(req: &HttpRequest, state: &PanelState) -> Result<Viewer, ApiError> {
+    let viewer = auth::viewer(req, state).await?;
     viewer.require_panel()?;
     state
         .watchlists
         .load(&viewer.tenant, &viewer.user)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let body = snapshot_json(&state, &state.hub, &viewer)?;
+    Ok(viewer)
+}
+
+/// The snapshot the websocket would start with, for `viewer`.
+fn snapshot_json(state: &PanelState, viewer: &Viewer) -> Result<String, ApiError> {
+    let departments = viewer.require_panel()?;
+    let (frame, _) = state.hub.snapshot_frame(
+        &state.panel.read(),
+        &viewer.tenant,
+        &viewer.user,
+        departments,
+        state.clock.now(),
+    );
+    Ok(frame)
+}
+
+async fn panel(req: HttpRequest, state: web::Data<PanelState>) -> Result<HttpResponse, ApiError> {
+    let viewer = panel_viewer(&req, &state).await?;
+    let body = snapshot_json(&state, &viewer)?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(body))
@@ -119,30 +103,8 @@ async fn card(
 }
 
 async fn pinned(req: HttpRequest, state: web::Data<PanelState>) -> Result<HttpResponse, ApiError> {
-    let viewer = auth::viewer(&req, &state).await?;
-    viewer.require_panel()?;
-    state
-        .watchlists
-        .load(&viewer.tenant, &viewer.user)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let viewer = panel_viewer(&req, &state).await?;
     Ok(HttpResponse::Ok().json(actions::pinned(&state, &viewer)))
-}
-
-async fn pin(
-    req: HttpRequest,
-    state: web::Data<PanelState>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    act(&req, &state, || parse_action("pin", &body)).await
-}
-
-async fn move_card(
-    req: HttpRequest,
-    state: web::Data<PanelState>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    act(&req, &state, || parse_action("move", &body)).await
 }
 
 async fn unpin(
@@ -154,40 +116,25 @@ async fn unpin(
     act(&req, &state, || Ok(Action::Unpin { user })).await
 }
 
-async fn presence(
-    req: HttpRequest,
-    state: web::Data<PanelState>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    act(&req, &state, || parse_action("set_presence", &body)).await
-}
-
-async fn dnd(
-    req: HttpRequest,
-    state: web::Data<PanelState>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    act(&req, &state, || parse_action("set_dnd", &body)).await
-}
-
-async fn call(
-    req: HttpRequest,
-    state: web::Data<PanelState>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    act(&req, &state, || parse_action("call", &body)).await
+/// `POST` of the action `kind`, whose fields are the JSON body.
+fn posted(kind: &'static str) -> actix_web::Route {
+    web::post().to(
+        move |req: HttpRequest, state: web::Data<PanelState>, body: web::Bytes| async move {
+            act(&req, &state, || parse_action(kind, &body)).await
+        },
+    )
 }
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/panel", web::get().to(panel))
         .route("/api/v1/panel/users/{user}", web::get().to(card))
         .route("/api/v1/pinned", web::get().to(pinned))
-        .route("/api/v1/pinned", web::post().to(pin))
-        .route("/api/v1/pinned/move", web::post().to(move_card))
+        .route("/api/v1/pinned", posted("pin"))
+        .route("/api/v1/pinned/move", posted("move"))
         .route("/api/v1/pinned/{user}", web::delete().to(unpin))
-        .route("/api/v1/presence", web::post().to(presence))
-        .route("/api/v1/dnd", web::post().to(dnd))
-        .route("/api/v1/call", web::post().to(call));
+        .route("/api/v1/presence", posted("set_presence"))
+        .route("/api/v1/dnd", posted("set_dnd"))
+        .route("/api/v1/call", posted("call"));
 }
 
 #[cfg(test)]

@@ -154,6 +154,15 @@ impl fmt::Debug for Hub {
     }
 }
 
+/// What a snapshot frame told its viewer (a connection compares later changes with it).
+pub(crate) struct Told {
+    position: GlobalPosition,
+    /// `changed_at` of the viewer's own card.
+    me_at: Option<GlobalPosition>,
+    pinned: Vec<UserId>,
+    stats: Stats,
+}
+
 /// The users of `pinned` whose cards `departments` show (the rest stay pinned, unseen).
 pub(crate) fn visible_pinned(
     view: &PanelView,
@@ -207,10 +216,6 @@ impl Hub {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn epoch(&self) -> &str {
-        &self.inner.epoch
-    }
-
     /// Who is on the panel, for the presence hooks.
     pub(crate) fn attendance(&self) -> &Attendance {
         &self.inner.attendance
@@ -225,17 +230,25 @@ impl Hub {
         self.state().conns.len()
     }
 
-    /// A snapshot frame of everything `departments` shows `user`, as of the view now.
-    fn snapshot(&self, view: &PanelView, conn: &mut Conn, now: DateTime<Utc>) -> String {
-        let snapshot = view.snapshot_for(&conn.tenant, &conn.departments);
-        let me = view.card(&conn.tenant, &conn.user);
+    /// A snapshot frame of everything `departments` show `user`, as of `view` at `now` (what
+    /// a socket starts with, and `GET /api/v1/panel`), with what it told them.
+    pub(crate) fn snapshot_frame(
+        &self,
+        view: &PanelView,
+        tenant: &TenantId,
+        user: &UserId,
+        departments: &BTreeSet<DepartmentId>,
+        now: DateTime<Utc>,
+    ) -> (String, Told) {
+        let snapshot = view.snapshot_for(tenant, departments);
+        let me = view.card(tenant, user);
         let pinned = visible_pinned(
             view,
-            &conn.tenant,
-            &conn.departments,
-            self.inner.watchlists.pinned_users(&conn.tenant, &conn.user),
+            tenant,
+            departments,
+            self.inner.watchlists.pinned_users(tenant, user),
         );
-        let stats = stats_of(view, &conn.tenant, &conn.departments, now);
+        let stats = stats_of(view, tenant, departments, now);
         let frame = ServerFrame::Snapshot {
             v: VERSION,
             epoch: &self.inner.epoch,
@@ -247,11 +260,24 @@ impl Hub {
             stats: &stats,
         }
         .to_json();
-        conn.computed = snapshot.position;
-        conn.told = snapshot.position;
-        conn.me_at = me.map(|c| c.changed_at);
-        conn.pinned = pinned;
-        conn.stats = Some(stats);
+        let told = Told {
+            position: snapshot.position,
+            me_at: me.map(|c| c.changed_at),
+            pinned,
+            stats,
+        };
+        (frame, told)
+    }
+
+    /// [`Hub::snapshot_frame`] for a connection, which then counts as told all of it.
+    fn snapshot(&self, view: &PanelView, conn: &mut Conn, now: DateTime<Utc>) -> String {
+        let (frame, told) =
+            self.snapshot_frame(view, &conn.tenant, &conn.user, &conn.departments, now);
+        conn.computed = told.position;
+        conn.told = told.position;
+        conn.me_at = told.me_at;
+        conn.pinned = told.pinned;
+        conn.stats = Some(told.stats);
         frame
     }
 

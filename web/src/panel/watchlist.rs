@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use engine::Aggregate;
 pub(crate) use engine::panel::{WatchCommand, WatchList, WatchRejection};
+use engine::runtime::Folded;
 use events::ids::{TenantId, UserId};
 use events::model::{PanelCard, PanelEvent};
 use events::{Clock, EventLog, ExpectedVersion, IdGen, LogError, StreamId};
@@ -23,15 +24,10 @@ pub(crate) enum WatchError {
     Rejected(WatchRejection),
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("the panel stream {stream} holds an event that cannot be read: {detail}")]
-    Corrupt { stream: StreamId, detail: String },
 }
 
-#[derive(Debug, Default)]
-struct Entry {
-    /// `None` until the stream was folded.
-    state: Option<(WatchList, u64)>,
-}
+/// A user's list as folded from their stream; `None` until it was read.
+type Entry = Option<Folded<WatchList>>;
 
 type Key = (TenantId, UserId);
 
@@ -106,32 +102,28 @@ impl WatchLists {
         let key = (tenant.clone(), user.clone());
         let entry = self.entry(&key);
         let mut entry = entry.lock().await;
-        let (state, _) = self.loaded(&key, &mut entry).await?;
-        Ok(state.cards().to_vec())
+        let folded = self.loaded(&key, &mut entry).await?;
+        Ok(folded.state.cards().to_vec())
     }
 
+    /// The user's list, folded from their stream (and published) if that was not done yet.
     async fn loaded<'e>(
         &self,
         key: &Key,
         entry: &'e mut Entry,
-    ) -> Result<&'e (WatchList, u64), WatchError> {
-        if entry.state.is_none() {
-            let folded = self.fold(key).await?;
-            self.publish(key, &folded.0);
-            entry.state = Some(folded);
-        }
-        entry.state.as_ref().ok_or_else(|| WatchError::Corrupt {
-            stream: StreamId::panel(&key.0, &key.1),
-            detail: "not loaded".into(),
-        })
-    }
-
-    async fn fold(&self, (tenant, user): &Key) -> Result<(WatchList, u64), WatchError> {
-        let mut folded = engine::runtime::Folded::<WatchList>::default();
-        folded
-            .catch_up(&*self.inner.log, &StreamId::panel(tenant, user))
-            .await?;
-        Ok((folded.state, folded.version))
+    ) -> Result<&'e Folded<WatchList>, WatchError> {
+        let folded = match entry.take() {
+            Some(folded) => folded,
+            None => {
+                let mut folded = Folded::<WatchList>::default();
+                folded
+                    .catch_up(&*self.inner.log, &StreamId::panel(&key.0, &key.1))
+                    .await?;
+                self.publish(key, &folded.state);
+                folded
+            }
+        };
+        Ok(entry.insert(folded))
     }
 
     fn publish(&self, key: &Key, state: &WatchList) {
@@ -155,7 +147,7 @@ impl WatchLists {
         let mut entry = entry.lock().await;
         let stream = StreamId::panel(tenant, user);
         for attempt in 0..2 {
-            let (state, version) = self.loaded(&key, &mut entry).await?.clone();
+            let Folded { state, version } = self.loaded(&key, &mut entry).await?.clone();
             let now = self.inner.clock.now();
             let produced = state.decide(&command, now).map_err(WatchError::Rejected)?;
             if produced.is_empty() {
@@ -175,13 +167,16 @@ impl WatchLists {
                         state.evolve(event, meta.occurred_at);
                     }
                     self.publish(&key, &state);
-                    entry.state = Some((state, outcome.next_expected));
+                    *entry = Some(Folded {
+                        state,
+                        version: outcome.next_expected,
+                    });
                     return Ok(produced);
                 }
                 Err(LogError::WrongExpectedVersion { .. }) if attempt == 0 => {
                     // Someone else wrote the stream (another server on the same log): read it
                     // again and decide on what it holds now.
-                    entry.state = None;
+                    *entry = None;
                 }
                 Err(e) => return Err(e.into()),
             }

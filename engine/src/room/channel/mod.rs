@@ -10,4 +10,5 @@ mod tests;
 
 pub use command::{MAX_NAME_CHARS, RoomCommand, RoomName, RoomNameError};
 pub use decide::RoomRejection;
+pub(crate) use decide::message_of;
 pub use state::{ChannelRoom, Membership, RoomStatus};

@@ -10,4 +10,5 @@ mod tests;
 
 pub use command::{ConversationCommand, MAX_GROUP_MEMBERS};
 pub use decide::ConversationRejection;
+pub(crate) use decide::message_of;
 pub use state::Conversation;
