@@ -618,3 +618,112 @@ async fn a_call_left_ringing_at_a_stop_times_out_after_the_next_start() {
     assert!(ended, "the call's stream: {:?}", types(&log, &stream).await);
     engine.shutdown().await;
 }
+
+/// A log that counts the reads of extension streams it serves.
+#[derive(Debug)]
+struct CountingReads {
+    inner: Arc<dyn EventLog>,
+    stream_reads: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingReads {
+    fn reads(&self) -> usize {
+        self.stream_reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventLog for CountingReads {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: events::ExpectedVersion,
+        records: Vec<events::EventRecord>,
+    ) -> Result<events::AppendOutcome, events::LogError> {
+        self.inner.append(stream, expected, records).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<events::StoredEvent>, events::LogError> {
+        if stream.category() == events::ids::Category::Extension {
+            self.stream_reads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.read_stream(stream, after, max).await
+    }
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        max: usize,
+    ) -> Result<Vec<events::StoredEvent>, events::LogError> {
+        self.inner.read_all(after, max).await
+    }
+    async fn head(&self) -> Result<GlobalPosition, events::LogError> {
+        self.inner.head().await
+    }
+    fn wake_ups(&self) -> tokio::sync::watch::Receiver<GlobalPosition> {
+        self.inner.wake_ups()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[actix::test]
+async fn extensions_are_served_from_the_start_up_fold_until_written() {
+    let dir = tempfile::tempdir().unwrap();
+    // Once on a fresh log (the states provisioning planned), once over the provisioned log
+    // (the states the fold found).
+    for (seed, fresh) in [(1, true), (2, false)] {
+        let counting = Arc::new(CountingReads {
+            inner: sqlite(&dir).await,
+            stream_reads: Default::default(),
+        });
+        let log: Arc<dyn EventLog> = counting.clone();
+        let engine = start(&log, seed, demo_directory().unwrap()).await.unwrap();
+        assert_eq!(engine.provisioned().events > 0, fresh);
+        let stream = StreamId::extension(&acme(), &number("1001"));
+        let follower = engine::runtime::Follower::of(engine.extensions());
+
+        // The first run turns DND on (version 2), the second one off again.
+        let (before, after) = if fresh { (1, 2) } else { (2, 3) };
+        // Every provisioned extension's actor is live and no stream was read to get there.
+        let folded = follower.current(&stream, 0).await.unwrap();
+        assert_eq!((folded.version, folded.state.dnd()), (before, !fresh));
+        assert!(folded.state.in_service());
+        assert_eq!(
+            counting.reads(),
+            0,
+            "seeded: neither actors nor follower read"
+        );
+
+        // A command runs on the seeded state; the follower takes the change from the feed.
+        let done = engine
+            .extensions()
+            .execute(
+                &Instance::new(stream.clone()).in_tenant(acme()),
+                Execute::new(ExtensionCommand::SetDnd {
+                    enabled: fresh,
+                    source: SettingSource::User,
+                    by: None,
+                }),
+            )
+            .await
+            .unwrap();
+        assert_eq!((done.events, done.version), (1, after));
+        let folded = follower.current(&stream, done.version).await.unwrap();
+        assert_eq!((folded.version, folded.state.dnd()), (after, fresh));
+        assert_eq!(counting.reads(), 0);
+
+        // A follower that starts after the write may not take the (dropped) seed: it reads.
+        let late = engine::runtime::Follower::of(engine.extensions());
+        let folded = late.current(&stream, 0).await.unwrap();
+        assert_eq!((folded.version, folded.state.dnd()), (after, fresh));
+        assert_eq!(counting.reads(), 1);
+        engine.shutdown().await;
+        actix::clock::sleep(Duration::from_millis(50)).await;
+    }
+}

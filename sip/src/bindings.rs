@@ -10,10 +10,7 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, Utc};
 use engine::extension::{Contact, Extension};
 use engine::runtime::{Folded, Follower};
-use events::codec::Recorded;
-use events::model::ExtensionEvent;
 use events::{EventLog, LogError, StreamId};
-use tokio::sync::broadcast;
 
 /// One extension as the log holds it.
 pub(crate) type Snapshot = Folded<Extension>;
@@ -47,10 +44,11 @@ impl Bindings {
         }
     }
 
-    /// Keeps the states current from `feed` (the extension registry's, subscribed before
-    /// anything is read), so most reads need no query of the log.
-    pub(crate) fn follow(&self, feed: broadcast::Receiver<Recorded<ExtensionEvent>>) {
-        let _ = self.follower.set(Follower::new(self.log.clone(), feed));
+    /// Keeps the states current with `follower` (the extension registry's: its live feed,
+    /// subscribed before anything is read, and its start-up seeds), so most reads need no query
+    /// of the log.
+    pub(crate) fn follow(&self, follower: Follower<Extension>) {
+        let _ = self.follower.set(follower);
     }
 
     /// The state of `stream` as of now, including at least version `at_least` (what a command

@@ -124,7 +124,7 @@ fn security_headers() -> DefaultHeaders {
         .add(("cache-control", "no-store"))
 }
 
-/// Starts the panel and CDR projections beside `log` (CDRs in the same store; in memory for a
+/// Starts the panel and CDR projections beside `log` (CDRs beside the log; in memory for a
 /// KurrentDB log, which cannot hold them) and waits until they have caught up.
 pub(crate) async fn start_projections(
     log: Arc<dyn EventLog>,

@@ -26,7 +26,7 @@
 //! previous values are not kept anywhere, a changed secret is not recorded as
 //! `UserCredentialChanged`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, RwLock, RwLockReadGuard, Weak};
 
@@ -178,6 +178,7 @@ impl Engine {
             provisioned,
             directories,
             written,
+            extensions: provisioned_extensions,
         } = provision(&*log, &folded, &*ids, &loaded, now).await?;
         tracing::info!(
             events = provisioned.events,
@@ -203,6 +204,7 @@ impl Engine {
             Registry::new(services, config.registry.clone())
         }
         let pending = streams_with_deadlines(&folded, &written);
+        let extension_seeds = extension_seeds(&folded, provisioned_extensions);
         drop(folded);
         let mut provisioned = provisioned;
         provisioned.rearmed = pending.len();
@@ -231,6 +233,8 @@ impl Engine {
                 ids,
             }),
         };
+        // Before any actor exists: no extension is read back from the log to be served.
+        engine.inner.extensions.seed(extension_seeds);
         actix::spawn(follow_directories(
             feed,
             Arc::downgrade(&read_model),
@@ -448,6 +452,37 @@ impl Engine {
     }
 }
 
+/// Every extension's state once provisioning is written, from the start-up fold: what
+/// provisioning planned, else what the log holds. A stream the fold found anything wrong with is
+/// left out (its actor reads it).
+fn extension_seeds(
+    folded: &replay::Folded,
+    provisioned: HashMap<StreamId, Folded<Extension>>,
+) -> HashMap<StreamId, Folded<Extension>> {
+    if folded.divergence_count() > folded.divergences().len() as u64 {
+        // Not every divergence is listed: any stream may be one.
+        return HashMap::new();
+    }
+    let suspect: HashSet<&StreamId> = folded.divergences().iter().map(|d| &d.stream).collect();
+    let mut seeds: HashMap<StreamId, Folded<Extension>> = folded
+        .streams()
+        .filter(|(stream, _)| stream.category() == Category::Extension)
+        .filter_map(|(stream, s)| {
+            let state = s.state().get::<Extension>()?.clone();
+            Some((
+                stream.clone(),
+                Folded {
+                    state,
+                    version: s.version(),
+                },
+            ))
+        })
+        .collect();
+    seeds.extend(provisioned);
+    seeds.retain(|stream, _| !suspect.contains(stream));
+    seeds
+}
+
 /// Every stream whose state holds deadlines once provisioning is written, by kind: as `folded`
 /// left it, or as provisioning `written` it (each written stream with whether it holds any).
 fn streams_with_deadlines(
@@ -602,6 +637,14 @@ impl<A: Aggregate> Plan<A> {
             .map_err(|reason| refusal(self, command, reason))
     }
 
+    /// The state and version the stream will have once the plan is written.
+    fn planned(&self) -> Folded<A> {
+        Folded {
+            state: self.state.clone(),
+            version: self.version + self.events.len() as u64,
+        }
+    }
+
     fn into_write(self) -> Option<Write> {
         if self.events.is_empty() {
             return None;
@@ -675,6 +718,7 @@ async fn provision(
     let mut directories = Vec::new();
     let mut others = Vec::new();
     let mut read_model = BTreeMap::new();
+    let mut extensions = HashMap::new();
 
     for (reseller, created) in &loaded.resellers {
         if loaded
@@ -716,7 +760,12 @@ async fn provision(
         let before = directory.state.clone();
         reconcile_directory(&mut directory, tenant, now, &mut notes)?;
         others.extend(reconcile_extensions(
-            folded, &before, tenant, now, &mut notes,
+            folded,
+            &before,
+            tenant,
+            now,
+            &mut notes,
+            &mut extensions,
         )?);
         for setup in &tenant.queues {
             others.extend(reconcile_queue(
@@ -766,6 +815,7 @@ async fn provision(
         provisioned,
         directories: read_model,
         written,
+        extensions,
     })
 }
 
@@ -776,6 +826,8 @@ struct Provisioning {
     directories: BTreeMap<TenantId, (Directory, u64)>,
     /// Each stream written, with whether its state now holds deadlines.
     written: Vec<(Instance, bool)>,
+    /// Every extension the directory names, as it stands once provisioning is written.
+    extensions: HashMap<StreamId, Folded<Extension>>,
 }
 
 /// Brings a tenant's directory to what the file says, in an order every command accepts:
@@ -1101,6 +1153,7 @@ fn reconcile_extensions(
     target: &LoadedTenant,
     now: DateTime<Utc>,
     notes: &mut Vec<String>,
+    states: &mut HashMap<StreamId, Folded<Extension>>,
 ) -> Result<Vec<Write>, EngineError> {
     let t = &target.tenant;
     let wanted: BTreeMap<&ExtensionNumber, &ExtensionCommand> = target
@@ -1135,6 +1188,7 @@ fn reconcile_extensions(
                 }
                 if !plan.state.in_service() {
                     plan.must(provision, now)?;
+                    states.insert(plan.instance.stream.clone(), plan.planned());
                     writes.extend(plan.into_write());
                     continue;
                 }
@@ -1158,6 +1212,7 @@ fn reconcile_extensions(
             None if plan.state.in_service() => plan.must(&ExtensionCommand::Retire, now)?,
             None => {}
         }
+        states.insert(plan.instance.stream.clone(), plan.planned());
         writes.extend(plan.into_write());
     }
     Ok(writes)

@@ -11,6 +11,7 @@ use events::codec::{self, Recorded};
 use events::{EventLog, LogError, StreamId};
 use tokio::sync::broadcast;
 
+use super::{Registry, Services};
 use crate::aggregate::Aggregate;
 
 /// Events read per page.
@@ -88,6 +89,9 @@ impl<A: Aggregate> Folded<A> {
 /// happened while it ran.
 pub struct Follower<A: Aggregate> {
     log: Arc<dyn EventLog>,
+    /// The registry's services when built with [`Follower::of`]: their seeds stand in for a
+    /// first read.
+    seeds: Option<Arc<Services<A>>>,
     feed: Mutex<Feed<A>>,
     states: Mutex<HashMap<StreamId, Followed<A>>>,
 }
@@ -129,11 +133,22 @@ impl<A: Aggregate> Follower<A> {
     pub fn new(log: Arc<dyn EventLog>, feed: broadcast::Receiver<Recorded<A::Event>>) -> Self {
         Self {
             log,
+            seeds: None,
             feed: Mutex::new(Feed {
                 receiver: feed,
                 lags: 0,
             }),
             states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Follows the actors of `registry`: its live feed, and its seeds ([`Registry::seed`]) in
+    /// place of the first read of a seeded stream.
+    pub fn of(registry: &Registry<A>) -> Self {
+        let services = registry.shared_services();
+        Self {
+            seeds: Some(services.clone()),
+            ..Self::new(services.log.clone(), registry.subscribe())
         }
     }
 
@@ -153,8 +168,9 @@ impl<A: Aggregate> Follower<A> {
     /// stream not followed yet is read). Reads the log only when the feed did not bring it.
     pub async fn current(&self, stream: &StreamId, at_least: u64) -> Result<Folded<A>, LogError> {
         let lags = self.drain();
-        let mut folded = {
+        let (mut folded, seed) = {
             let mut states = self.states();
+            let fresh = !states.contains_key(stream);
             // Followed from here on, so that what the feed brings during the read is noted.
             let f = states
                 .entry(stream.clone())
@@ -162,9 +178,20 @@ impl<A: Aggregate> Follower<A> {
             if f.in_step && f.folded.version >= at_least {
                 return Ok(f.folded.clone());
             }
-            f.folded.clone()
+            // A seed stands for the stream only while no append to it was issued; one issued
+            // after this point is published later, so the feed notes it like any other.
+            let seed = self
+                .seeds
+                .as_ref()
+                .filter(|_| fresh)
+                .and_then(|s| s.seed_of(stream))
+                .filter(|s| s.version >= at_least);
+            (f.folded.clone(), seed)
         };
-        folded.catch_up(&*self.log, stream).await?;
+        match seed {
+            Some(seed) => folded = seed,
+            None => folded.catch_up(&*self.log, stream).await?,
+        }
         let lagged = self.drain() != lags;
         if let Some(f) = self.states().get_mut(stream)
             && f.folded.version <= folded.version

@@ -12,7 +12,10 @@
 //! - every path fed by network input is bounded: [`Registry::try_execute`] never waits for
 //!   mailbox space and reports [`ExecuteError::Overloaded`] instead;
 //! - deadlines held in state are armed after every rebuild and every accepted command, so they
-//!   survive a restart once the aggregate is activated again ([`Registry::activate`]).
+//!   survive a restart once the aggregate is activated again ([`Registry::activate`]);
+//! - a stream can be seeded with the state the start-up fold found ([`Registry::seed`]): its
+//!   actor and its [`Follower`]s start from that state instead of reading the stream, until the
+//!   first append to the stream, which drops the seed.
 
 mod bench;
 mod engine;
@@ -22,8 +25,9 @@ mod shell;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use events::codec::Recorded;
 use events::{AppendOutcome, Clock, CorrelationId, EventId, EventLog, IdGen, LogError};
@@ -131,6 +135,9 @@ pub struct Services<A: Aggregate> {
     /// Every event an actor recorded, after it was durable and folded. Best effort: a receiver
     /// that lags loses events (tokio `broadcast`); anything that must not miss one reads the log.
     pub published: broadcast::Sender<Recorded<A::Event>>,
+    /// States known without reading the log (the start-up fold), by stream: valid until the
+    /// first append to that stream is issued, which removes it.
+    seeds: Mutex<HashMap<StreamId, Folded<A>>>,
 }
 
 impl<A: Aggregate> Services<A> {
@@ -146,6 +153,24 @@ impl<A: Aggregate> Services<A> {
             clock,
             ids,
             published: broadcast::channel(capacity.max(1)).0,
+            seeds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn seeds(&self) -> MutexGuard<'_, HashMap<StreamId, Folded<A>>> {
+        self.seeds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The seeded state of `stream`, if nothing was appended to it since it was seeded.
+    pub(crate) fn seed_of(&self, stream: &StreamId) -> Option<Folded<A>> {
+        self.seeds().get(stream).cloned()
+    }
+
+    /// Forgets the seed of `stream`: an append to it is about to be issued.
+    pub(crate) fn unseed(&self, stream: &StreamId) {
+        let mut seeds = self.seeds();
+        if !seeds.is_empty() {
+            seeds.remove(stream);
         }
     }
 }

@@ -31,7 +31,7 @@ use events::codec::Recorded;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
 
 use super::shell::{AggregateActor, Reply, Retire, Submit};
-use super::{Execute, ExecuteError, Instance, Services};
+use super::{Execute, ExecuteError, Folded, Instance, Services};
 use crate::aggregate::Aggregate;
 
 /// How the registry runs its actors.
@@ -156,6 +156,30 @@ impl<A: Aggregate> Registry<A> {
     /// What every actor shares (the log, the clock, the ids).
     pub fn services(&self) -> &Services<A> {
         &self.inner.services
+    }
+
+    pub(super) fn shared_services(&self) -> Arc<Services<A>> {
+        self.inner.services.clone()
+    }
+
+    /// Seeds streams with the states a fold of the log found (at start-up, before any actor of
+    /// this registry appended): an actor spawned for one of them starts from its seed instead
+    /// of reading the stream, and so does a [`Follower`](super::Follower) built with
+    /// [`Follower::of`](super::Follower::of). A stream's seed is dropped when the first append
+    /// to it is issued, so a seed never stands for a state the log has moved past.
+    pub fn seed(&self, states: impl IntoIterator<Item = (StreamId, Folded<A>)>) {
+        self.inner.services.seeds().extend(states);
+    }
+
+    /// Seeds a stream known to be empty (named by a fresh id, such as a new call's), so its
+    /// actor starts without reading it. [`Registry::unseed`] it if no command ever reaches it.
+    pub fn seed_new(&self, stream: &StreamId) {
+        self.seed([(stream.clone(), Folded::default())]);
+    }
+
+    /// Drops the seed of `stream`, if it still has one.
+    pub fn unseed(&self, stream: &StreamId) {
+        self.inner.services.unseed(stream);
     }
 
     /// A live feed of every event the actors record, after it is durable.
@@ -308,6 +332,7 @@ impl<A: Aggregate> Registry<A> {
             capacity,
             self.inner.config.idle_after,
         )
+        .seeded(self.inner.services.seed_of(&instance.stream))
         .on_stop(move || {
             if let Some(inner) = weak.upgrade() {
                 inner.forget(&stream, generation);

@@ -29,7 +29,7 @@ use events::{
 };
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use super::{Execute, ExecuteError, Executed, Instance, Services};
+use super::{Execute, ExecuteError, Executed, Folded, Instance, Services};
 use crate::aggregate::{Aggregate, Deadline, stamp};
 
 /// What a command gets back.
@@ -124,6 +124,19 @@ impl<A: Aggregate> AggregateActor<A> {
         }
     }
 
+    /// Starts from `seed` (a state the start-up fold found, see [`Registry::seed`]) instead of
+    /// reading the stream; `None` changes nothing.
+    ///
+    /// [`Registry::seed`]: super::Registry::seed
+    pub(super) fn seeded(mut self, seed: Option<Folded<A>>) -> Self {
+        if let Some(seed) = seed {
+            *self.state = seed.state;
+            self.version = seed.version;
+            self.ready = true;
+        }
+        self
+    }
+
     /// Runs `f` once the actor has stopped (the registry forgets it).
     pub fn on_stop(mut self, f: impl FnOnce() + Send + 'static) -> Self {
         self.on_stop = Some(Box::new(f));
@@ -173,6 +186,7 @@ impl<A: Aggregate> AggregateActor<A> {
         };
         let log = self.services.log.clone();
         let stream = self.stream().clone();
+        self.services.unseed(&stream);
         let expected = ExpectedVersion::Exact(self.version);
         let records = batch.records;
         let (events, metadata) = (batch.events, batch.metadata);
@@ -472,7 +486,11 @@ impl<A: Aggregate> Actor for AggregateActor<A> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.wait(self.rebuild().map(|_, _, _| ()));
+        if self.ready {
+            self.arm(ctx);
+        } else {
+            ctx.wait(self.rebuild().map(|_, _, _| ()));
+        }
         if let Some(idle) = self.idle_after {
             let tick = (idle / IDLE_TICKS).max(Duration::from_millis(1));
             ctx.run_interval(tick, |act, ctx| act.idle_tick(ctx));

@@ -392,6 +392,56 @@ async fn a_follower_folds_the_feed_and_reads_the_log_only_past_a_gap() {
     assert_eq!(follower.current(&stream(), 0).await.unwrap().version, 5);
 }
 
+#[actix::test]
+async fn a_seed_stands_for_the_stream_until_the_first_append() {
+    let (log, registry) = setup();
+    let keypad = Instance::new(stream());
+    // A seed the log does not hold: what the actor and a follower start from shows it was used.
+    let seed = Folded {
+        version: 0,
+        state: Keypad {
+            digits: "5".into(),
+            ..Keypad::default()
+        },
+    };
+    registry.seed([(stream(), seed)]);
+    let follower = Follower::of(&registry);
+    let seeded = follower.current(&stream(), 0).await.unwrap();
+    assert_eq!((seeded.version, seeded.state.digits.as_str()), (0, "5"));
+    registry
+        .execute(&keypad, Execute::new(Key::Press('1')))
+        .await
+        .unwrap();
+    let done = registry
+        .execute(&keypad, Execute::new(Key::Report))
+        .await
+        .unwrap();
+    assert_eq!(done.version, 2);
+    let fed = follower.current(&stream(), 1).await.unwrap();
+    assert_eq!((fed.version, fed.state.digits.as_str()), (2, "51"));
+    // The append dropped the seed: a new follower reads what the log holds.
+    let late = Follower::of(&registry);
+    let read = late.current(&stream(), 0).await.unwrap();
+    assert_eq!((read.version, read.state.digits.as_str()), (2, "1"));
+
+    // A stream seeded as new that another writer appended to first: the first append conflicts,
+    // the actor catches up and decides again.
+    let other = StreamId::call(CallId::parse("00000000-0000-4000-8000-000000000009").unwrap());
+    registry.seed_new(&other);
+    let (_, records) =
+        crate::aggregate::stamp(&[press('9')], t0(), &SeededIds::new(99), None, None, None);
+    log.append(&other, ExpectedVersion::Exact(0), records)
+        .await
+        .unwrap();
+    let done = registry
+        .execute(&Instance::new(other.clone()), Execute::new(Key::Press('1')))
+        .await
+        .unwrap();
+    assert_eq!(done.version, 2);
+    let caught = late.current(&other, 2).await.unwrap();
+    assert_eq!(caught.state.digits, "91");
+}
+
 /// A memory log whose next stream read, once armed, waits after reading until the test lets it
 /// go: what the log returned is fixed, and the test acts before the reader sees it.
 #[derive(Debug)]

@@ -15,7 +15,8 @@
 //!
 //! The fold is pure ([`CdrFold`]); [`CdrProjection`] runs it under the runner and keeps the rows,
 //! the state of calls still in progress and the checkpoint in one transaction per batch, in the
-//! store beside the log ([`CdrStore`]: the SQLite file, the PostgreSQL database, or memory).
+//! store beside the log ([`CdrStore`]: a SQLite file beside the log's, the PostgreSQL database,
+//! or memory).
 
 mod csv;
 mod postgres;
@@ -43,7 +44,7 @@ pub use postgres::PgCdrStore;
 pub use projection::{COMMIT_EVENTS, COMMIT_ROWS, CdrProjection};
 pub use query::{CdrQuery, DEFAULT_LIMIT, Visibility};
 pub use sqlite::SqliteCdrStore;
-pub use store::{CdrCommit, CdrStore, MemoryCdrStore};
+pub use store::{CdrCommit, CdrStore, MemoryCdrStore, cdr_file};
 
 /// The stored types of the events the CDR fold uses; every other event leaves it unchanged. (A
 /// test applies every other type to a call in progress to hold this list to the code.)

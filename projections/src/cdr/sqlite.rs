@@ -1,8 +1,6 @@
-//! CDRs in the SQLite file of the embedded log, through a second connection of their own. The
-//! file is in WAL mode (the log sets it; this connection sets it too, for a file it creates),
-//! so the log's readers are never blocked by these writes, and the two writers take turns on
-//! SQLite's write lock: commits here start with `BEGIN IMMEDIATE` and wait up to the busy
-//! timeout, as the log's writer does. `synchronous=NORMAL` on this connection: a commit may be
+//! CDRs in a SQLite file of their own beside the embedded log's ([`super::store::cdr_file`]),
+//! so the log's writer never waits for SQLite's write lock behind a projection commit. WAL
+//! mode, so queries never block the projection's writes. `synchronous=NORMAL`: a commit may be
 //! lost with the machine's power, never torn, and rows and checkpoint are lost together — a
 //! restart then re-derives them from the log.
 //!

@@ -1,5 +1,5 @@
-//! Where CDRs live: beside the log, in the SQLite file or the PostgreSQL database, or in memory
-//! for a `memory:` log. Every store keeps three things and writes them in one transaction per
+//! Where CDRs live: beside the log, in a SQLite file next to the log's (see [`cdr_file`]) or the
+//! PostgreSQL database, or in memory for a `memory:` log. Every store keeps three things and writes them in one transaction per
 //! [`CdrCommit`]: the finished rows, the fold's state for calls in progress, and the checkpoint.
 //! A row's key is (call, leg): inserting one twice is an error, never a silent duplicate.
 //!
@@ -7,6 +7,7 @@
 //! writes.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use events::GlobalPosition;
@@ -15,6 +16,16 @@ use events::ids::{CallId, LegId};
 
 use super::{Cdr, CdrQuery, OpenCall, PgCdrStore, SqliteCdrStore};
 use crate::ProjectionError;
+
+/// The SQLite file holding the CDRs of the log in `log`: `NAME-cdr.db` beside `NAME.db`.
+///
+/// A file of its own, not a second writer on the log's file: SQLite lets one connection write
+/// at a time, and a writer that finds the lock taken sleeps in its busy handler (milliseconds at
+/// a time), so every projection commit stalled the log's group commit behind it.
+pub fn cdr_file(log: &Path) -> PathBuf {
+    let stem = log.file_stem().unwrap_or_default().to_string_lossy();
+    log.with_file_name(format!("{stem}-cdr.db"))
+}
 
 /// One batch's writes, committed atomically with the checkpoint `position`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,12 +47,14 @@ pub enum CdrStore {
 }
 
 impl CdrStore {
-    /// The store beside the log at `url`: the same SQLite file, the same PostgreSQL database,
-    /// or memory for a memory log. Creates the tables if needed.
+    /// The store beside the log at `url`: a SQLite file next to the log's ([`cdr_file`]), the
+    /// same PostgreSQL database, or memory for a memory log. Creates the tables if needed.
     pub async fn open(url: &StoreUrl) -> Result<Self, ProjectionError> {
         match url {
             StoreUrl::Memory => Ok(CdrStore::Memory(MemoryCdrStore::default())),
-            StoreUrl::Sqlite(path) => Ok(CdrStore::Sqlite(SqliteCdrStore::open(path).await?)),
+            StoreUrl::Sqlite(path) => Ok(CdrStore::Sqlite(
+                SqliteCdrStore::open(&cdr_file(path)).await?,
+            )),
             StoreUrl::Postgres(url) => Ok(CdrStore::Postgres(PgCdrStore::connect(url).await?)),
             StoreUrl::KurrentDb(_) => Err(ProjectionError::Unsupported(
                 "KurrentDB (store the log there, and the projections in SQLite or PostgreSQL)"

@@ -103,7 +103,7 @@ impl Shared {
         ids: Arc<dyn IdGen>,
         config: CallConfig,
     ) -> Arc<Self> {
-        bindings.follow(extensions.subscribe());
+        bindings.follow(Follower::of(&extensions));
         let views = Follower::new(log.clone(), calls.subscribe());
         Arc::new(Self {
             dialogs,
@@ -134,6 +134,7 @@ impl Shared {
 
     fn forget(&self, stream: &StreamId, sip_call_ids: &[String]) {
         self.views.forget(stream);
+        self.calls.unseed(stream);
         let mut table = self.table();
         table.sessions.remove(stream);
         for id in sip_call_ids {

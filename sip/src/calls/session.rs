@@ -191,6 +191,8 @@ impl Session {
         let correlation = CorrelationId::from_uuid(shared.ids.next_uuid());
         let instance = Instance::new(StreamId::call(id)).in_tenant(tenant.clone());
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
+        // A fresh id: the call's actor and its view start empty, without reading the log.
+        shared.calls.seed_new(&instance.stream);
         shared.views.track_new(&instance.stream);
         shared.register(&instance.stream, inputs_tx.clone());
         if let CallerKind::Incoming { sip_call_id, .. } = &caller.kind {
