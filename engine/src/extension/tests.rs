@@ -668,6 +668,43 @@ fn call_waiting_is_on_by_default_and_can_be_turned_off() {
 // Line state.
 
 #[test]
+fn observations_reported_together_are_decided_one_after_the_other() {
+    use ExtensionCallState::*;
+    let batch = |observed: &[(u32, ExtensionCallState)]| ExtensionCommand::CallLegStatesObserved {
+        observed: observed.iter().map(|(n, s)| (call(*n), *s)).collect(),
+    };
+    given::<Extension>(online())
+        .when(batch(&[
+            (1, Ringing),
+            (1, Ringing),
+            (1, Answered),
+            (2, Ended),
+            (2, Ringing),
+        ]))
+        .then([
+            observed(1, Ringing),
+            line(LineState::Ringing, DeviceState::Ringing, vec![call(1)]),
+            observed(1, Answered),
+            line(LineState::OnCall, DeviceState::InUse, vec![call(1)]),
+            observed(2, Ringing),
+            line(
+                LineState::OnCall,
+                DeviceState::RingInUse,
+                vec![call(1), call(2)],
+            ),
+        ])
+        .when(batch(&[(2, Ended), (1, Ended)]))
+        .then([
+            observed(2, Ended),
+            line(LineState::OnCall, DeviceState::InUse, vec![call(1)]),
+            observed(1, Ended),
+            line(LineState::Idle, DeviceState::NotInUse, vec![]),
+        ])
+        .when(batch(&[]))
+        .then_nothing();
+}
+
+#[test]
 fn the_line_follows_the_calls_and_changes_are_recorded_once() {
     use ExtensionCallState::*;
     let s = given::<Extension>(online())

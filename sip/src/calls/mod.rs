@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGen>,
     pub(crate) config: CallConfig,
+    /// What the extensions in calls are told, batched per extension.
+    pub(crate) reports: Arc<observe::Reports>,
     table: Mutex<Table>,
 }
 
@@ -114,6 +116,7 @@ impl Shared {
             clock,
             ids,
             config,
+            reports: Arc::default(),
             table: Mutex::new(Table::default()),
         })
     }

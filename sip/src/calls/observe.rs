@@ -4,9 +4,12 @@
 //! hold) follows the call. The part is derived from the call's legs alone, the way the busy-hour
 //! simulation derives it: an ended leg is `Ended`, a held one `Held`, an answered one
 //! `Answered`, the caller's unanswered leg `Calling`, any other unanswered leg `Ringing`; an
-//! extension with several legs in one call shows its most active one.
+//! extension with several legs in one call shows its most active one. What a busy extension
+//! is told while it is still being told something else waits and goes in one batch
+//! ([`Reports`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use engine::call::Call;
 use engine::extension::{Extension, ExtensionCommand, ExtensionRejection};
@@ -14,6 +17,7 @@ use engine::runtime::{Execute, ExecuteError, Instance, Registry};
 use events::StreamId;
 use events::ids::{CallId, CorrelationId, ExtensionNumber, TenantId};
 use events::model::ExtensionCallState;
+use tokio::sync::oneshot;
 
 /// Each extension's part in `call` (the engine's rule, [`Call::extension_parts`]).
 pub(crate) fn parts(call: &Call) -> BTreeMap<ExtensionNumber, ExtensionCallState> {
@@ -45,32 +49,101 @@ impl Observer {
     }
 }
 
-/// Tells each extension of `changes` its new part in `call`. Through the bounded path first;
-/// a full mailbox waits instead (the part must arrive, or the line shows a call that ended).
+/// One call's news for one extension, waiting for that extension's reporter.
+#[derive(Debug)]
+struct Pending {
+    call: CallId,
+    state: ExtensionCallState,
+    correlation: CorrelationId,
+    told: oneshot::Sender<()>,
+}
+
+/// What waits to be told to each extension. An extension with an entry has a reporter task
+/// running for it; the task takes everything queued at once, so an extension in many calls (an
+/// operator, a queue's agent, a busy line) gets one command, and one append, per round instead
+/// of one per call.
+#[derive(Debug, Default)]
+pub(crate) struct Reports {
+    queued: Mutex<HashMap<StreamId, Vec<Pending>>>,
+}
+
+impl Reports {
+    fn queued(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Vec<Pending>>> {
+        self.queued.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Tells each extension of `changes` its new part in `call`, and returns once each was told (or
+/// telling it failed, which is logged). The extensions' commands are back-pressured, never
+/// refused: the part must arrive, or the line shows a call that ended.
 pub(crate) async fn report(
+    reports: &Arc<Reports>,
     extensions: &Registry<Extension>,
     tenant: &TenantId,
     call: CallId,
     correlation: CorrelationId,
     changes: Vec<(ExtensionNumber, ExtensionCallState)>,
 ) {
+    let mut told = Vec::with_capacity(changes.len());
     for (number, state) in changes {
+        let (tx, rx) = oneshot::channel();
+        told.push(rx);
+        let pending = Pending {
+            call,
+            state,
+            correlation,
+            told: tx,
+        };
         let instance =
             Instance::new(StreamId::extension(tenant, &number)).in_tenant(tenant.clone());
-        let command = || {
-            Execute::<Extension>::new(ExtensionCommand::CallLegStateObserved { call, state })
-                .correlated(correlation)
-        };
-        let mut outcome = extensions.try_execute(&instance, command()).await;
-        if matches!(outcome, Err(ExecuteError::Overloaded { .. })) {
-            outcome = extensions.execute(&instance, command()).await;
+        let mut queued = reports.queued();
+        match queued.get_mut(&instance.stream) {
+            Some(waiting) => waiting.push(pending),
+            None => {
+                queued.insert(instance.stream.clone(), vec![pending]);
+                tokio::spawn(tell(reports.clone(), extensions.clone(), instance));
+            }
         }
-        match outcome {
+    }
+    for rx in told {
+        let _ = rx.await;
+    }
+}
+
+/// The reporter of one extension: tells it what is queued, round after round, until nothing is.
+async fn tell(reports: Arc<Reports>, extensions: Registry<Extension>, instance: Instance) {
+    loop {
+        let round = {
+            let mut queued = reports.queued();
+            match queued.get_mut(&instance.stream) {
+                Some(waiting) if !waiting.is_empty() => std::mem::take(waiting),
+                _ => {
+                    queued.remove(&instance.stream);
+                    return;
+                }
+            }
+        };
+        let execute = match round.as_slice() {
+            [one] => Execute::<Extension>::new(ExtensionCommand::CallLegStateObserved {
+                call: one.call,
+                state: one.state,
+            })
+            .correlated(one.correlation),
+            // Several calls' news: no one correlation is theirs.
+            many => Execute::new(ExtensionCommand::CallLegStatesObserved {
+                observed: many.iter().map(|p| (p.call, p.state)).collect(),
+            }),
+        };
+        match extensions.execute(&instance, execute).await {
             Ok(_) | Err(ExecuteError::Rejected(ExtensionRejection::NotProvisioned)) => {}
             Err(e) => {
-                tracing::warn!(%call, extension = %number, ?state, error = %e,
-                    "an extension was not told its part in a call");
+                let calls: Vec<String> = round.iter().map(|p| p.call.to_string()).collect();
+                tracing::warn!(stream = %instance.stream, ?calls, error = %e,
+                    "an extension was not told its part in calls");
             }
+        }
+        for pending in round {
+            let _ = pending.told.send(());
         }
     }
 }

@@ -486,6 +486,7 @@ impl Session {
         let changes = self.observer.changes(&self.view.state);
         if !changes.is_empty() {
             observe::report(
+                &self.shared.reports,
                 &self.shared.extensions,
                 &self.tenant,
                 self.id,
