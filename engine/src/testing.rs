@@ -8,6 +8,9 @@
 //! time explicitly; the events a command produces are folded at the instant of that command
 //! (the scenario's `now`, which `at` and `after` set).
 //!
+//! It also holds the fixtures several crates' tests share: the internal [`party`] and the
+//! [`offer`] of the internal call from 1002 to 1003.
+//!
 //! ```ignore
 //! given::<Extension>([provisioned()])
 //!     .at(t0())
@@ -16,8 +19,37 @@
 //! ```
 
 use chrono::{DateTime, TimeZone, Utc};
+use events::ids::{CallId, DepartmentId, ExtensionNumber, LegId, PhoneNumber, UserId};
+use events::model::{CallOrigin, Direction, Party};
 
 use crate::aggregate::Aggregate;
+use crate::call::CallCommand;
+
+/// Extension `ext` as a party: user `ext` of `sales`, named `User <ext>`.
+pub fn party(ext: &str) -> Party {
+    Party::internal(
+        ExtensionNumber::parse(ext).expect("an extension number"),
+        UserId::parse(ext).expect("a user id"),
+        DepartmentId::parse("sales").expect("a department id"),
+        format!("User {ext}"),
+    )
+}
+
+/// The Offer of call `call`: 1002 (on `caller_leg`) dials 1003 from a phone.
+pub fn offer(call: CallId, caller_leg: LegId) -> CallCommand {
+    CallCommand::Offer {
+        call,
+        caller_leg,
+        direction: Direction::Internal,
+        caller: party("1002"),
+        callee: party("1003"),
+        dialled: PhoneNumber::parse("1003").expect("a number"),
+        origin: CallOrigin::Device,
+        caller_contact: None,
+        trunk: None,
+        requested_by: None,
+    }
+}
 
 /// 2026-01-01T09:00:00Z, the default "now" of a scenario.
 pub fn t0() -> DateTime<Utc> {

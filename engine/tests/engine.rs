@@ -532,8 +532,8 @@ profile = "basic"
 async fn a_call_left_ringing_at_a_stop_times_out_after_the_next_start() {
     use chrono::TimeDelta;
     use engine::call::{CallCommand, RingContact};
-    use events::model::{CallOrigin, Direction, LegRole, Party};
-    use events::{CallId, IdGen, LegId, PhoneNumber};
+    use events::model::LegRole;
+    use events::{CallId, IdGen, LegId};
 
     let dir = tempfile::tempdir().unwrap();
     let ids = SeededIds::new(77);
@@ -542,8 +542,6 @@ async fn a_call_left_ringing_at_a_stop_times_out_after_the_next_start() {
         LegId::from_uuid(ids.next_uuid()),
         LegId::from_uuid(ids.next_uuid()),
     );
-    let sales = DepartmentId::parse("sales").unwrap();
-    let party = |n: &str| Party::internal(number(n), user(n), sales.clone(), format!("User {n}"));
     let instance = Instance::new(StreamId::call(call)).in_tenant(acme());
     let stream = StreamId::call(call).to_string();
     {
@@ -556,21 +554,10 @@ async fn a_call_left_ringing_at_a_stop_times_out_after_the_next_start() {
         );
         let calls = engine.calls();
         for command in [
-            CallCommand::Offer {
-                call,
-                caller_leg,
-                direction: Direction::Internal,
-                caller: party("1002"),
-                callee: party("1003"),
-                dialled: PhoneNumber::parse("1003").unwrap(),
-                origin: CallOrigin::Device,
-                caller_contact: None,
-                trunk: None,
-                requested_by: None,
-            },
+            engine::testing::offer(call, caller_leg),
             CallCommand::Ring {
                 parent: caller_leg,
-                callee: party("1003"),
+                callee: engine::testing::party("1003"),
                 role: LegRole::Callee,
                 contacts: vec![RingContact {
                     leg: callee_leg,

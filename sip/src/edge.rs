@@ -164,7 +164,7 @@ impl SipEdge {
             max_tcp_per_ip: config.max_tcp_connections_per_ip,
         });
         let (stack, incoming) = transport::start(&config, shared).await?;
-        let bindings = Arc::new(Bindings::new(log.clone()));
+        let bindings = Arc::new(Bindings::of(&extensions));
         let call_edge = calls::Shared::new(
             Arc::new(DialogLayer::new(stack.endpoint.clone())),
             calls,

@@ -201,6 +201,16 @@ impl Shared {
         let u: f64 = self.rng(|r| r.random_range(0.0..1.0));
         Duration::from_secs_f64((-mean * (1.0 - u).ln()).max(min))
     }
+
+    /// Waits for the next arrival of a Poisson process of `rate` per second; false once the demo
+    /// stops.
+    async fn next_arrival(&self, rate: f64, stopped: &mut watch::Receiver<bool>) -> bool {
+        let wait = self.exponential(1.0 / rate, 0.05);
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => false,
+            _ = tokio::time::sleep(wait) => true,
+        }
+    }
 }
 
 /// The running phones.
@@ -529,10 +539,8 @@ async fn place_calls(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         return;
     }
     loop {
-        let wait = shared.exponential(1.0 / rate, 0.05);
-        tokio::select! {
-            _ = stopped.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep(wait) => {}
+        if !shared.next_arrival(rate, &mut stopped).await {
+            return;
         }
         let n = shared.members.len();
         let (a, b) = shared.rng(|r| (r.random_range(0..n), r.random_range(0..n)));
@@ -557,10 +565,8 @@ async fn churn(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         return;
     }
     loop {
-        let wait = shared.exponential(1.0 / rate, 0.05);
-        tokio::select! {
-            _ = stopped.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep(wait) => {}
+        if !shared.next_arrival(rate, &mut stopped).await {
+            return;
         }
         let i = shared.rng(|r| r.random_range(0..shared.members.len()));
         let roll: f64 = shared.rng(|r| r.random_range(0.0..1.0));

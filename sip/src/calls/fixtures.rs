@@ -5,8 +5,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use engine::Aggregate;
 use engine::call::{CallCommand, RingContact};
-use events::ids::{CallId, DepartmentId, ExtensionNumber, LegId, PhoneNumber, UserId};
-use events::model::{CallOrigin, Direction, LegRole, Party};
+pub(crate) use engine::testing::{offer, party};
+use events::ids::LegId;
+use events::model::LegRole;
 
 /// Decides `command` on `state` at `now` (it must be accepted) and folds what it produced.
 pub(crate) fn run<A: Aggregate>(state: &mut A, command: A::Command, now: DateTime<Utc>) {
@@ -16,32 +17,6 @@ pub(crate) fn run<A: Aggregate>(state: &mut A, command: A::Command, now: DateTim
     };
     for e in &events {
         state.evolve(e, now);
-    }
-}
-
-/// Extension `ext` as a party: user `ext` of `sales`, named `User <ext>`.
-pub(crate) fn party(ext: &str) -> Party {
-    Party::internal(
-        ExtensionNumber::parse(ext).unwrap(),
-        UserId::parse(ext).unwrap(),
-        DepartmentId::parse("sales").unwrap(),
-        format!("User {ext}"),
-    )
-}
-
-/// The Offer of call `call`: 1002 (on `caller_leg`) dials 1003 from a phone.
-pub(crate) fn offer(call: CallId, caller_leg: LegId) -> CallCommand {
-    CallCommand::Offer {
-        call,
-        caller_leg,
-        direction: Direction::Internal,
-        caller: party("1002"),
-        callee: party("1003"),
-        dialled: PhoneNumber::parse("1003").unwrap(),
-        origin: CallOrigin::Device,
-        caller_contact: None,
-        trunk: None,
-        requested_by: None,
     }
 }
 

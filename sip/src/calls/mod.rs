@@ -105,7 +105,6 @@ impl Shared {
         ids: Arc<dyn IdGen>,
         config: CallConfig,
     ) -> Arc<Self> {
-        bindings.follow(Follower::of(&extensions));
         let views = Follower::new(log.clone(), calls.subscribe());
         Arc::new(Self {
             dialogs,
