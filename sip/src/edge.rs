@@ -4,7 +4,8 @@
 //! none), OPTIONS is answered 200, REGISTER goes to the registrar, everything else is 405. A task
 //! logs the security summary periodically; another follows the call actors' feed for the
 //! sessions. SIP over WebSocket feeds the same endpoint through a channel connection from the
-//! HTTP server ([`SipEdge::websocket`]), so it meets the same ingress checks.
+//! HTTP server ([`SipEdge::websocket`]), so it meets the same ingress checks; when such a flow
+//! closes, a third task unregisters what was registered over it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub(crate) struct Core {
     pub(crate) stats: Arc<Stats>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdGen>,
+    /// Which extensions registered over each open WebSocket flow.
+    pub(crate) flows: registrar::Flows,
 }
 
 impl std::fmt::Debug for Core {
@@ -155,6 +158,7 @@ impl SipEdge {
             guard.clone(),
             stats.clone(),
         );
+        let (ended, closed_flows) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             guard: guard.clone(),
             stats: stats.clone(),
@@ -162,6 +166,7 @@ impl SipEdge {
             limits: config.limits.clone(),
             user_agent: config.user_agent.clone(),
             max_tcp_per_ip: config.max_tcp_connections_per_ip,
+            ended,
         });
         let (stack, incoming) = transport::start(&config, shared).await?;
         let bindings = Arc::new(Bindings::of(&extensions));
@@ -186,7 +191,13 @@ impl SipEdge {
             stats,
             clock,
             ids,
+            flows: registrar::Flows::default(),
         });
+        tokio::spawn(registrar::unbind_closed_flows(
+            core.clone(),
+            closed_flows,
+            stack.cancel.child_token(),
+        ));
         tokio::spawn(dispatch(
             core.clone(),
             incoming,

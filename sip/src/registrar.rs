@@ -16,8 +16,12 @@
 //!   200 before its events are durable.
 //! - The 200 lists every live binding with its remaining lifetime, as of at least the version
 //!   the last command reported (from the extensions' live feed, else read back from the log).
+//! - Bindings made over a SIP over WebSocket flow are unregistered (`ConnectionLost`) when it
+//!   closes: the browser accepts no connection, so nothing else reaches them.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use engine::extension::{ExtensionCommand, ExtensionRejection, RegisterContact};
@@ -25,14 +29,17 @@ use engine::runtime::{Execute, ExecuteError, Instance};
 use events::ids::DeviceContactId;
 use events::model::{Transport as EventTransport, UnregisterReason};
 use events::{IdGen, StreamId};
+use rsipstack::platform::CancellationToken;
 use rsipstack::sip::headers::ToTypedHeader;
-use rsipstack::sip::{Header, HeadersExt, Request, Uri};
+use rsipstack::sip::{Header, HeadersExt, Request, Transport, Uri};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::auth::{Scheme, warning};
 use crate::bindings::{Snapshot, live_contacts};
 use crate::config::{Limits, RegistrarConfig};
 use crate::edge::{Core, Reply};
 use crate::sanity::split_commas;
+use crate::transport::event_transport;
 
 /// What a REGISTER asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,6 +260,9 @@ pub(crate) async fn register(
 
     let stream = StreamId::extension(&account.tenant, &account.extension);
     let instance = Instance::new(stream.clone()).in_tenant(account.tenant.clone());
+    if matches!(transport, EventTransport::Ws | EventTransport::Wss) {
+        core.flows.bound(source, &instance);
+    }
     let snapshot = match core.bindings.current(&stream, 0).await {
         Ok(s) => s,
         Err(e) => {
@@ -302,6 +312,82 @@ pub(crate) async fn register(
         ));
     }
     reply
+}
+
+/// Which extensions registered over each open SIP over WebSocket flow, by the browser's
+/// address (the `source` of its bindings): what to unregister when the flow closes.
+#[derive(Debug, Default)]
+pub(crate) struct Flows(Mutex<HashMap<SocketAddr, HashSet<Instance>>>);
+
+impl Flows {
+    fn bound(&self, peer: SocketAddr, instance: &Instance) {
+        let mut flows = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        flows.entry(peer).or_default().insert(instance.clone());
+    }
+
+    fn closed(&self, peer: SocketAddr) -> HashSet<Instance> {
+        let mut flows = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        flows.remove(&peer).unwrap_or_default()
+    }
+}
+
+/// Unregisters (`ConnectionLost`) the bindings made over each WebSocket flow that closes, until
+/// the edge stops: a browser accepts no connection, so nothing can reach them any more. Flows
+/// that close because the edge stops keep their bindings (the log then holds what the phones
+/// were told; they expire).
+pub(crate) async fn unbind_closed_flows(
+    core: Arc<Core>,
+    mut closed: UnboundedReceiver<(Transport, SocketAddr)>,
+    stop: CancellationToken,
+) {
+    loop {
+        let (transport, peer) = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            next = closed.recv() => match next {
+                Some(flow) => flow,
+                None => return,
+            },
+        };
+        let core = core.clone();
+        tokio::spawn(async move { unbind(&core, event_transport(transport), peer).await });
+    }
+}
+
+async fn unbind(core: &Core, transport: EventTransport, peer: SocketAddr) {
+    let source = peer.to_string();
+    for instance in core.flows.closed(peer) {
+        let snapshot = match core.bindings.current(&instance.stream, 0).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(stream = %instance.stream, error = %e,
+                    "cannot read the bindings of a closed flow; they stay until they expire");
+                continue;
+            }
+        };
+        let lost = snapshot
+            .state
+            .contacts()
+            .iter()
+            .filter(|(_, c)| c.transport == transport && c.source == source)
+            .map(|(id, _)| *id);
+        for contact in lost.collect::<Vec<_>>() {
+            let command = ExtensionCommand::Unregister {
+                contact,
+                reason: UnregisterReason::ConnectionLost,
+            };
+            match core
+                .extensions
+                .execute(&instance, Execute::new(command))
+                .await
+            {
+                // Removed meanwhile (expired, or unregistered by the phone): nothing to do.
+                Ok(_) | Err(ExecuteError::Rejected(ExtensionRejection::UnknownContact(_))) => {}
+                Err(e) => tracing::warn!(stream = %instance.stream, %peer, error = %e,
+                    "could not unregister a binding whose flow closed; it stays until it expires"),
+            }
+        }
+    }
 }
 
 fn refused(core: &Core, stream: &StreamId, error: ExecuteError<ExtensionRejection>) -> Reply {

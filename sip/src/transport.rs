@@ -72,6 +72,9 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) user_agent: String,
     pub(crate) max_tcp_per_ip: usize,
+    /// Told of every SIP over WebSocket flow that closed: its transport and the peer's address,
+    /// which is the `source` of whatever registered over it.
+    pub(crate) ended: tokio::sync::mpsc::UnboundedSender<(Transport, SocketAddr)>,
 }
 
 impl Shared {
@@ -572,6 +575,19 @@ impl TransportEventInspector for Ingress {
                             connections.remove(&ip);
                         }
                     }
+                }
+                let peer = connection
+                    .get_remote_addr()
+                    .and_then(|a| a.get_socketaddr().ok());
+                // A WebSocket flow: the browser behind it accepts no connection, so what it
+                // registered over it is unreachable from now on (RFC 7118 §5). A phone on TCP
+                // may be reached on its contact again, and keeps its bindings.
+                let flow = matches!(connection, SipConnection::Channel(_));
+                if let Some(peer) = peer.filter(|_| flow) {
+                    let _ = self
+                        .shared
+                        .ended
+                        .send((connection_transport(&connection), peer));
                 }
                 Some(TransportEvent::Closed(connection))
             }

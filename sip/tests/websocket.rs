@@ -15,7 +15,9 @@ use common::{
     ext_stream, finished, first_contact, free_port, parts_of, sipp_uac, sipp_uas, start, t0,
     types_of,
 };
-use events::model::{DeviceState, ExtensionCallState as Part, ExtensionEvent, LineState};
+use events::model::{
+    DeviceState, ExtensionCallState as Part, ExtensionEvent, LineState, UnregisterReason,
+};
 use futures_util::{SinkExt, StreamExt};
 use sip::sanity::RejectKind;
 use sip::{AuthOutcome, WebSocketAcceptor};
@@ -511,6 +513,9 @@ async fn a_browser_phone_calls_a_udp_phone_and_is_called_down_its_websocket() {
     );
     let answered = phone.request(&second).await;
     assert_eq!(answered.status(), 200, "{}", answered.raw);
+    // The edge's Contact tells the browser to keep to its websocket for in-dialog requests.
+    let ours = answered.header("contact").unwrap().to_ascii_lowercase();
+    assert!(ours.contains(";transport=ws"), "{ours}");
     let cseq = phone.cseq;
     let ack = phone.in_dialog("ACK", "1001", &answered, cseq);
     phone.send(&ack).await;
@@ -544,6 +549,8 @@ async fn a_browser_phone_calls_a_udp_phone_and_is_called_down_its_websocket() {
     );
     let top = invite.header("via").unwrap();
     assert!(top.starts_with("SIP/2.0/WS "), "{top}");
+    let ours = invite.header("contact").unwrap().to_ascii_lowercase();
+    assert!(ours.contains(";transport=ws"), "{ours}");
     phone.send(&phone.answer(&invite, 180, "1001")).await;
     phone.send(&phone.answer(&invite, 200, "1001")).await;
     let ack = phone.expect_request("ACK").await;
@@ -571,14 +578,39 @@ async fn a_browser_that_reconnects_is_rung_on_its_new_websocket() {
     let mut old = WsPhone::connect(http, h.udp(), ip).await;
     let (_, ok) = old.register_with_auth("1001").await;
     assert_eq!(ok.status(), 200, "{}", ok.raw);
+    let lost = first_contact(&h.written().await);
+    let old_source = old.local.to_string();
     old.ws.close(None).await.unwrap();
     drop(old);
+    // Nothing reaches a browser once its websocket is gone: the binding is unregistered.
+    let unregistered = (
+        ext_stream("1001"),
+        ExtensionEvent::DeviceUnregistered {
+            extension: ext_number("1001"),
+            contact: lost,
+            reason: UnregisterReason::ConnectionLost,
+        },
+    );
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while !h.written().await.contains(&unregistered) {
+        assert!(tokio::time::Instant::now() < deadline, "never unregistered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The browser comes back on a new connection (a new source port, a new `.invalid` host)
-    // and registers again; the old binding lingers until it expires.
+    // and registers again: only the new binding is listed.
     let mut phone = WsPhone::connect(http, h.udp(), ip).await;
     let (_, ok) = phone.register_with_auth("1001").await;
     assert_eq!(ok.status(), 200, "{}", ok.raw);
-    assert_eq!(ok.all("contact").len(), 2, "{}", ok.raw);
+    assert_eq!(ok.all("contact").len(), 1, "{}", ok.raw);
+    let written = h.written().await;
+    let sources: Vec<_> = written
+        .iter()
+        .filter_map(|(_, e)| match e {
+            ExtensionEvent::DeviceRegistered { source, .. } => Some(source.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sources, vec![old_source, phone.local.to_string()]);
     let sipp_port = free_port();
     h.register_phone("1003", sipp_port).await;
 
@@ -600,23 +632,8 @@ async fn a_browser_that_reconnects_is_rung_on_its_new_websocket() {
     phone.send(&phone.answer(&bye, 200, "1001")).await;
     finished(caller).await;
     let (call, events) = h.the_call(mark).await;
-    // Both bindings get a leg: the dead flow's never rings and ends when the live one answers.
-    assert_eq!(
-        types_of(&events, &call),
-        [
-            "CallCreated",
-            "LegCreated",
-            "LegCreated",
-            "LegCreated",
-            "LegRinging",
-            "CallAnswered",
-            "LegEnded",
-            "CallAnswered",
-            "LegEnded",
-            "LegEnded",
-            "CallEnded",
-        ]
-    );
+    // Only the live binding is rung.
+    assert_eq!(types_of(&events, &call), ANSWERED_CALL);
     assert_eq!(
         parts_of(&events, "1001"),
         vec![Part::Ringing, Part::Answered, Part::Ended]

@@ -8,8 +8,8 @@
 //! process but the last ones may be lost if the machine loses power before a WAL checkpoint.
 //!
 //! Positions are assigned inside the writer's `BEGIN IMMEDIATE` transaction from the current
-//! maximum, so they are gap-free and in commit order. Each request in a group runs under its own
-//! savepoint: a conflict rolls back that request only.
+//! maximum, so they are gap-free and in commit order. A conflict undoes its own request only: a
+//! request of several events runs under a savepoint, one of a single event is one statement.
 //!
 //! Integrity: every row carries a crc32 checksum verified on read; opening verifies the file is
 //! a database, the schema is migrated and the newest records are intact (a torn or corrupted
@@ -337,15 +337,27 @@ fn commit_group(
     })?;
     let mut results = Vec::with_capacity(group.len());
     for req in group.iter_mut() {
-        let sp = tx.savepoint()?;
+        // A request of one event writes one row: SQLite undoes a failed statement by itself, so
+        // only a request of several needs a savepoint to be undone whole. The savepoint
+        // statements are prepared once, not parsed per request.
+        let guarded = req.events.len() > 1;
+        if guarded {
+            tx.prepare_cached("SAVEPOINT request")?.execute([])?;
+        }
         let before = head;
-        match apply(&sp, target, &mut head, req) {
+        match apply(&tx, target, &mut head, req) {
             Ok(out) => {
-                sp.commit()?;
+                if guarded {
+                    tx.prepare_cached("RELEASE request")?.execute([])?;
+                }
                 results.push(Ok(out));
             }
             Err(e) => {
-                drop(sp); // rolls back this request only
+                if guarded {
+                    // Undoes this request only.
+                    tx.prepare_cached("ROLLBACK TO request")?.execute([])?;
+                    tx.prepare_cached("RELEASE request")?.execute([])?;
+                }
                 head = before;
                 results.push(Err(e));
             }

@@ -175,6 +175,9 @@ pub enum UnregisterReason {
     Replaced,
     /// An administrator removed it, or the extension was retired.
     Admin,
+    /// The connection it was registered over (TCP or WebSocket) closed: nothing can reach the
+    /// device through it any more.
+    ConnectionLost,
 }
 
 /// Which call-forward setting a `CallForwardChanged` is about.

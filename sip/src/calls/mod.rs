@@ -169,22 +169,27 @@ impl Shared {
         self.table().sessions.len()
     }
 
-    /// Our Contact for dialogs over `transport`: the listener of that transport (UDP's when
-    /// there is none).
+    /// Our Contact for dialogs over `transport`: the listener of that transport. SIP over
+    /// WebSocket has no listener of its own (it comes in on the HTTP port), so its Contact names
+    /// the first listener with `;transport=ws` (or `wss`): the browser keeps sending in-dialog
+    /// requests down its own connection (RFC 7118 §5), and the parameter tells it to.
     pub(crate) fn local_contact(&self, transport: Transport) -> Option<Uri> {
         let listens = self.dialogs.endpoint.transport_layer.get_listen_addrs();
         let addr = listens
             .iter()
             .find(|a| a.r#type == Some(transport))
-            .or_else(|| listens.first())?
-            .clone();
+            .or_else(|| listens.first())?;
+        let named = match transport {
+            Transport::Ws | Transport::Wss => Some(transport),
+            _ => addr.r#type,
+        };
         let mut params = Vec::new();
-        if let Some(t) = addr.r#type.filter(|t| *t != Transport::Udp) {
+        if let Some(t) = named.filter(|t| *t != Transport::Udp) {
             params.push(Param::Transport(t));
         }
         Some(Uri {
             scheme: Some(rsipstack::sip::Scheme::Sip),
-            host_with_port: addr.addr,
+            host_with_port: addr.addr.clone(),
             params,
             ..Default::default()
         })
@@ -346,7 +351,7 @@ async fn admit(core: &Core, tx: &Transaction) -> Result<Admitted, Reply> {
         dialled,
         offer,
         max_forwards: max_forwards - 1,
-        transport: connection.transport(),
+        transport: crate::transport::connection_transport(connection),
     })
 }
 
