@@ -714,3 +714,90 @@ async fn extensions_are_served_from_the_start_up_fold_until_written() {
         actix::clock::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Calls the last run left open (answered, or still ringing) are ended once at the next start
+/// by a server that drives them from memory; a call that ended is left alone.
+#[actix::test]
+async fn calls_the_last_run_left_open_are_ended_once_at_the_next_start() {
+    use chrono::TimeDelta;
+    use engine::call::{CallCommand, RingContact};
+    use events::model::{CallEvent, HangupCause, LegRole};
+    use events::{CallId, IdGen, LegId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ids = SeededIds::new(78);
+    let call = |_| {
+        let call = CallId::from_uuid(ids.next_uuid());
+        let legs = (
+            LegId::from_uuid(ids.next_uuid()),
+            LegId::from_uuid(ids.next_uuid()),
+        );
+        (call, legs)
+    };
+    let (answered, over) = (call(()), call(()));
+    let at = |call: CallId| Instance::new(StreamId::call(call)).in_tenant(acme());
+    {
+        let log = sqlite(&dir).await;
+        let engine = start(&log, 1, demo_directory().unwrap()).await.unwrap();
+        for (call, (caller_leg, callee_leg)) in [answered, over] {
+            let ring = CallCommand::Ring {
+                parent: caller_leg,
+                callee: engine::testing::party("1003"),
+                role: LegRole::Callee,
+                contacts: vec![RingContact {
+                    leg: callee_leg,
+                    contact: None,
+                }],
+                ring_timeout: TimeDelta::seconds(30),
+                voicemail: None,
+            };
+            let last = if call == answered.0 {
+                CallCommand::Answer { leg: callee_leg }
+            } else {
+                CallCommand::HangUp {
+                    leg: caller_leg,
+                    cause: None,
+                }
+            };
+            for command in [engine::testing::offer(call, caller_leg), ring, last] {
+                engine
+                    .calls()
+                    .execute(&at(call), Execute::new(command))
+                    .await
+                    .unwrap();
+            }
+        }
+        engine.shutdown().await;
+    }
+    actix::clock::sleep(Duration::from_millis(50)).await;
+
+    let log = sqlite(&dir).await;
+    let over_before = types(&log, &StreamId::call(over.0).to_string()).await;
+    assert_eq!(over_before.last().map(String::as_str), Some("CallEnded"));
+    let engine = start(&log, 2, demo_directory().unwrap()).await.unwrap();
+    let ended = engine
+        .end_calls_left_open(HangupCause::SystemShutdown)
+        .await
+        .unwrap();
+    assert_eq!(ended, 1);
+    let events = decoded(&log, &StreamId::call(answered.0).to_string()).await;
+    match events.last() {
+        Some(Event::Call(CallEvent::CallEnded { call, cause, .. })) => {
+            assert_eq!((*call, *cause), (answered.0, HangupCause::SystemShutdown));
+        }
+        other => panic!("the answered call's last event: {other:?}"),
+    }
+    assert_eq!(
+        types(&log, &StreamId::call(over.0).to_string()).await,
+        over_before
+    );
+    // Taken once.
+    assert_eq!(
+        engine
+            .end_calls_left_open(HangupCause::SystemShutdown)
+            .await
+            .unwrap(),
+        0
+    );
+    engine.shutdown().await;
+}

@@ -49,6 +49,9 @@ pub async fn run_all(backend: Arc<dyn Backend>) {
         ("racing_writers_one_winner_per_version", |b| {
             Box::pin(racing_writers_one_winner_per_version(b))
         }),
+        ("refused_appends_leave_their_neighbours_alone", |b| {
+            Box::pin(refused_appends_leave_their_neighbours_alone(b))
+        }),
         ("read_all_is_in_order", |b| {
             Box::pin(read_all_is_in_order(b))
         }),
@@ -403,6 +406,74 @@ pub async fn racing_writers_one_winner_per_version(b: Arc<dyn Backend>) {
             "seed {seed}: versions are 1..n"
         );
     }
+}
+
+/// Appends sent at once (a backend with group commit writes them in one transaction): good
+/// ones, batches refused half-way (their last event reuses a stored id) and appends at a wrong
+/// version. Each refused append writes nothing, and takes nothing from the others.
+pub async fn refused_appends_leave_their_neighbours_alone(b: Arc<dyn Backend>) {
+    let log = b.open(&key("neighbours")).await;
+    let stored = stream(&Uuid::new_v4().to_string());
+    let taken = event(0);
+    log.append(&stored, ExpectedVersion::NoStream, vec![taken.clone()])
+        .await
+        .expect("the stored event");
+    let start = log.head().await.expect("head");
+    // (stream, events, expected version, whether it must be written)
+    let mut appends = Vec::new();
+    for i in 0..60u64 {
+        let s = stream(&format!("n{i}-{}", Uuid::new_v4()));
+        let append = match i % 3 {
+            0 => (
+                s,
+                events(i * 10, 1 + i % 4),
+                ExpectedVersion::NoStream,
+                true,
+            ),
+            1 => {
+                let mut batch = events(i * 10, 2);
+                batch.push(taken.clone());
+                (s, batch, ExpectedVersion::Any, false)
+            }
+            _ => (s, events(i * 10, 1), ExpectedVersion::Exact(5), false),
+        };
+        appends.push(append);
+    }
+    let outcomes = futures_util::future::join_all(appends.iter().map(|(s, batch, expected, _)| {
+        let log = log.clone();
+        async move { log.append(s, *expected, batch.clone()).await }
+    }))
+    .await;
+    let mut written = 0;
+    for ((s, batch, _, good), outcome) in appends.iter().zip(outcomes) {
+        let back = log.read_stream(s, 0, 100).await.expect("read");
+        if *good {
+            let out = outcome.unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(out.next_expected, batch.len() as u64);
+            let ids: Vec<EventId> = back.iter().map(|e| e.record.event_id).collect();
+            let sent: Vec<EventId> = batch.iter().map(|e| e.event_id).collect();
+            assert_eq!(ids, sent, "{s}");
+            written += batch.len();
+        } else {
+            assert!(outcome.is_err(), "{s} was written");
+            assert!(back.is_empty(), "{s}: a refused append left {back:?}");
+        }
+    }
+    let after = log.read_all(start, 10_000).await.expect("read all");
+    assert_eq!(after.len(), written);
+    if b.gap_free() {
+        for (i, e) in after.iter().enumerate() {
+            assert_eq!(
+                e.position.0,
+                start.0 + 1 + i as u64,
+                "positions stay gap-free"
+            );
+        }
+    }
+    assert_eq!(
+        log.read_stream(&stored, 0, 10).await.expect("read").len(),
+        1
+    );
 }
 
 pub async fn read_all_is_in_order(b: Arc<dyn Backend>) {

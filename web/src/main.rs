@@ -224,6 +224,14 @@ async fn serve(cli: &Cli, args: &ServeArgs, demo: Option<&demo::DemoArgs>) -> an
     if on_demo {
         crate::demo::print_logins(&engine);
     }
+    // The last run's SIP dialogs died with it: its open calls can never carry on.
+    let ended = engine
+        .end_calls_left_open(events::model::HangupCause::SystemShutdown)
+        .await
+        .context("ending the calls the last run left open")?;
+    if ended > 0 {
+        println!("  calls      {ended} left open by the last run: ended (system_shutdown)");
+    }
     // Phones reach the engine through the SIP edge; it is up before the panel is.
     let mut sip_config = sip::SipConfig {
         bind: args.sip,

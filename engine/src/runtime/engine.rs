@@ -35,15 +35,15 @@ use events::codec::Recorded;
 use events::ids::{Category, ExtensionNumber, TenantId, UserId};
 use events::log::to_micros;
 use events::model::{
-    AgentLogoutReason, ConferenceEvent, DirectoryEvent, Event, Membership, UserRole,
+    AgentLogoutReason, ConferenceEvent, DirectoryEvent, Event, HangupCause, Membership, UserRole,
 };
 use events::{AgentId, Clock, CorrelationId, EventLog, ExpectedVersion, IdGen, LogError, StreamId};
 use futures_util::future::try_join_all;
 use tokio::sync::broadcast;
 
-use super::{Folded, Instance, Registry, RegistryConfig, Services};
+use super::{Execute, ExecuteError, Folded, Instance, Registry, RegistryConfig, Services};
 use crate::aggregate::{Aggregate, stamp};
-use crate::call::Call;
+use crate::call::{Call, CallCommand, CallRejection};
 use crate::conference::{Conference, ConferenceCommand, ConferenceSettings};
 use crate::directory::config::{LoadedDirectory, LoadedTenant, QueueSetup};
 use crate::directory::{
@@ -136,6 +136,9 @@ struct Inner {
     /// Secrets from the directory file; never logged, never in the log.
     credentials: BTreeMap<TenantId, Credentials>,
     provisioned: Provisioned,
+    /// The calls the start-up fold found offered and not ended, until
+    /// [`Engine::end_calls_left_open`] takes them.
+    left_open: std::sync::Mutex<Vec<Instance>>,
 }
 
 type DirectoryReadModel = RwLock<BTreeMap<TenantId, (Directory, u64)>>;
@@ -204,6 +207,7 @@ impl Engine {
             Registry::new(services, config.registry.clone())
         }
         let pending = streams_with_deadlines(&folded, &written);
+        let left_open = calls_left_open(&folded);
         let extension_seeds = extension_seeds(&folded, provisioned_extensions);
         drop(folded);
         let mut provisioned = provisioned;
@@ -228,6 +232,7 @@ impl Engine {
                     .map(|t| (t.tenant.clone(), t.credentials.clone()))
                     .collect(),
                 provisioned,
+                left_open: std::sync::Mutex::new(left_open),
                 log: log.clone(),
                 clock,
                 ids,
@@ -387,6 +392,50 @@ impl Engine {
         may_log_in && credentials.verify_web_password(user, password)
     }
 
+    /// Ends, with `cause`, every call the log held open when this engine started, and says how
+    /// many it ended. For a server whose calls are driven from memory (the SIP edge's dialogs):
+    /// after a restart nothing can carry on the last run's calls, so without this they would
+    /// stay open in the panel and in the CDRs for ever. Calls taken once: a second call ends
+    /// nothing. A call that ended meanwhile is skipped.
+    pub async fn end_calls_left_open(&self, cause: HangupCause) -> Result<usize, LogError> {
+        let left_open = std::mem::take(
+            &mut *self
+                .inner
+                .left_open
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let mut ended = 0;
+        for instance in left_open {
+            let command = CallCommand::Terminate {
+                cause,
+                sip_status: None,
+            };
+            match self
+                .inner
+                .calls
+                .execute(&instance, Execute::new(command))
+                .await
+            {
+                Ok(_) => ended += 1,
+                Err(ExecuteError::Rejected(CallRejection::CallEnded)) => {}
+                Err(ExecuteError::Log(e)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(stream = %instance.stream, error = %e,
+                        "could not end a call the last run left open");
+                }
+            }
+        }
+        if ended > 0 {
+            tracing::info!(
+                calls = ended,
+                ?cause,
+                "ended the calls the last run left open"
+            );
+        }
+        Ok(ended)
+    }
+
     /// Stops every actor of every kind (deadlines are re-armed when they are activated again).
     pub async fn shutdown(&self) {
         let i = &self.inner;
@@ -500,6 +549,23 @@ fn streams_with_deadlines(
                 .filter(|(_, deadlines)| *deadlines)
                 .map(|(instance, _)| (instance.stream.category(), instance.clone())),
         )
+        .collect()
+}
+
+/// The calls offered and not ended in the start-up fold.
+fn calls_left_open(folded: &replay::Folded) -> Vec<Instance> {
+    folded
+        .streams()
+        .filter_map(|(stream, s)| match s.state() {
+            replay::AggregateState::Call(call) if call.is_offered() && !call.is_ended() => {
+                let instance = Instance::new(stream.clone());
+                Some(match s.tenant() {
+                    Some(t) => instance.in_tenant(t.clone()),
+                    None => instance,
+                })
+            }
+            _ => None,
+        })
         .collect()
 }
 
