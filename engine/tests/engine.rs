@@ -801,3 +801,72 @@ async fn calls_the_last_run_left_open_are_ended_once_at_the_next_start() {
     );
     engine.shutdown().await;
 }
+
+/// Bindings registered over a WebSocket do not outlive the server: the next start unregisters
+/// them (once), and leaves the others alone.
+#[actix::test]
+async fn websocket_bindings_of_the_last_run_are_unregistered_at_the_next_start() {
+    use engine::extension::RegisterContact;
+    use events::model::{ExtensionEvent, Transport, UnregisterReason};
+    use events::{DeviceContactId, IdGen};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ids = SeededIds::new(79);
+    let stream = StreamId::extension(&acme(), &number("1001"));
+    let at = Instance::new(stream.clone()).in_tenant(acme());
+    let browser = DeviceContactId::from_uuid(ids.next_uuid());
+    let desk = DeviceContactId::from_uuid(ids.next_uuid());
+    {
+        let log = sqlite(&dir).await;
+        let engine = start(&log, 1, demo_directory().unwrap()).await.unwrap();
+        for (contact, transport, port) in [
+            (browser, Transport::Ws, 50001),
+            (desk, Transport::Udp, 5060),
+        ] {
+            let register = ExtensionCommand::Register(RegisterContact {
+                contact,
+                contact_uri: format!("sip:1001@127.0.0.1:{port}"),
+                transport,
+                source: format!("127.0.0.1:{port}"),
+                user_agent: None,
+                expires_secs: 600,
+            });
+            engine
+                .extensions()
+                .execute(&at, Execute::new(register))
+                .await
+                .unwrap();
+        }
+        engine.shutdown().await;
+    }
+    actix::clock::sleep(Duration::from_millis(50)).await;
+
+    let log = sqlite(&dir).await;
+    let engine = start(&log, 2, demo_directory().unwrap()).await.unwrap();
+    let mark = log.head().await.unwrap();
+    assert_eq!(engine.unregister_websocket_bindings().await.unwrap(), 1);
+    let written: Vec<Event> = log
+        .read_all(mark, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| codec::decode(e).unwrap().event)
+        .collect();
+    assert_eq!(
+        written.first(),
+        Some(&Event::Extension(ExtensionEvent::DeviceUnregistered {
+            extension: number("1001"),
+            contact: browser,
+            reason: UnregisterReason::ConnectionLost,
+        }))
+    );
+    assert!(
+        !written.iter().any(|e| matches!(
+            e,
+            Event::Extension(ExtensionEvent::DeviceUnregistered { contact, .. }) if *contact == desk
+        )),
+        "{written:?}"
+    );
+    assert_eq!(engine.unregister_websocket_bindings().await.unwrap(), 0);
+    engine.shutdown().await;
+}

@@ -232,6 +232,14 @@ async fn serve(cli: &Cli, args: &ServeArgs, demo: Option<&demo::DemoArgs>) -> an
     if ended > 0 {
         println!("  calls      {ended} left open by the last run: ended (system_shutdown)");
     }
+    // Nor did its browsers' websockets: what they registered cannot be reached.
+    let unbound = engine
+        .unregister_websocket_bindings()
+        .await
+        .context("unregistering the last run's websocket bindings")?;
+    if unbound > 0 {
+        println!("  bindings   {unbound} over the last run's websockets: unregistered");
+    }
     // Phones reach the engine through the SIP edge; it is up before the panel is.
     let mut sip_config = sip::SipConfig {
         bind: args.sip,

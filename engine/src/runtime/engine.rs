@@ -32,10 +32,11 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, Weak};
 
 use chrono::{DateTime, Utc};
 use events::codec::Recorded;
-use events::ids::{Category, ExtensionNumber, TenantId, UserId};
+use events::ids::{Category, DeviceContactId, ExtensionNumber, TenantId, UserId};
 use events::log::to_micros;
 use events::model::{
-    AgentLogoutReason, ConferenceEvent, DirectoryEvent, Event, HangupCause, Membership, UserRole,
+    AgentLogoutReason, ConferenceEvent, DirectoryEvent, Event, HangupCause, Membership, Transport,
+    UnregisterReason, UserRole,
 };
 use events::{AgentId, Clock, CorrelationId, EventLog, ExpectedVersion, IdGen, LogError, StreamId};
 use futures_util::future::try_join_all;
@@ -49,7 +50,7 @@ use crate::directory::config::{LoadedDirectory, LoadedTenant, QueueSetup};
 use crate::directory::{
     Credentials, Directory, DirectoryCommand, DirectoryRejection, SipDigestHa1,
 };
-use crate::extension::{Extension, ExtensionCommand};
+use crate::extension::{Extension, ExtensionCommand, ExtensionRejection};
 use crate::queue::{Queue, QueueCommand, QueueSettings};
 use crate::replay::{self, DivergenceKind};
 use crate::room::{ChannelRoom, Conversation};
@@ -139,6 +140,9 @@ struct Inner {
     /// The calls the start-up fold found offered and not ended, until
     /// [`Engine::end_calls_left_open`] takes them.
     left_open: std::sync::Mutex<Vec<Instance>>,
+    /// The bindings the start-up fold found registered over a WebSocket, until
+    /// [`Engine::unregister_websocket_bindings`] takes them.
+    on_websockets: std::sync::Mutex<Vec<(Instance, DeviceContactId)>>,
 }
 
 type DirectoryReadModel = RwLock<BTreeMap<TenantId, (Directory, u64)>>;
@@ -208,6 +212,7 @@ impl Engine {
         }
         let pending = streams_with_deadlines(&folded, &written);
         let left_open = calls_left_open(&folded);
+        let on_websockets = websocket_bindings(&folded);
         let extension_seeds = extension_seeds(&folded, provisioned_extensions);
         drop(folded);
         let mut provisioned = provisioned;
@@ -233,6 +238,7 @@ impl Engine {
                     .collect(),
                 provisioned,
                 left_open: std::sync::Mutex::new(left_open),
+                on_websockets: std::sync::Mutex::new(on_websockets),
                 log: log.clone(),
                 clock,
                 ids,
@@ -436,6 +442,52 @@ impl Engine {
         Ok(ended)
     }
 
+    /// Unregisters (`ConnectionLost`) every binding the log held over a WebSocket when this
+    /// engine started, and says how many. For a server that takes SIP over WebSocket itself: a
+    /// browser's connection does not outlive the server, and nothing else reaches the browser.
+    /// Taken once; a binding removed meanwhile is skipped.
+    pub async fn unregister_websocket_bindings(&self) -> Result<usize, LogError> {
+        let bindings = std::mem::take(
+            &mut *self
+                .inner
+                .on_websockets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let mut removed = 0;
+        for (instance, contact) in bindings {
+            let command = ExtensionCommand::Unregister {
+                contact,
+                reason: UnregisterReason::ConnectionLost,
+            };
+            match self
+                .inner
+                .extensions
+                .execute(&instance, Execute::new(command))
+                .await
+            {
+                Ok(_) => removed += 1,
+                Err(ExecuteError::Rejected(
+                    ExtensionRejection::UnknownContact(_)
+                    | ExtensionRejection::NotProvisioned
+                    | ExtensionRejection::Retired,
+                )) => {}
+                Err(ExecuteError::Log(e)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(stream = %instance.stream, error = %e,
+                        "could not unregister a websocket binding of the last run");
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                bindings = removed,
+                "unregistered the last run's websocket bindings"
+            );
+        }
+        Ok(removed)
+    }
+
     /// Stops every actor of every kind (deadlines are re-armed when they are activated again).
     pub async fn shutdown(&self) {
         let i = &self.inner;
@@ -567,6 +619,27 @@ fn calls_left_open(folded: &replay::Folded) -> Vec<Instance> {
             _ => None,
         })
         .collect()
+}
+
+/// The bindings registered over a WebSocket (`WS` or `WSS`) in the start-up fold.
+fn websocket_bindings(folded: &replay::Folded) -> Vec<(Instance, DeviceContactId)> {
+    let mut found = Vec::new();
+    for (stream, s) in folded.streams() {
+        let replay::AggregateState::Extension(extension) = s.state() else {
+            continue;
+        };
+        for (id, contact) in extension.contacts() {
+            if matches!(contact.transport, Transport::Ws | Transport::Wss) {
+                let instance = Instance::new(stream.clone());
+                let instance = match s.tenant() {
+                    Some(t) => instance.in_tenant(t.clone()),
+                    None => instance,
+                };
+                found.push((instance, *id));
+            }
+        }
+    }
+    found
 }
 
 /// The thread [`Engine::start_on_own_thread`] runs the actors on.
