@@ -8,8 +8,8 @@
 //! time explicitly; the events a command produces are folded at the instant of that command
 //! (the scenario's `now`, which `at` and `after` set).
 //!
-//! It also holds the fixtures several crates' tests share: the internal [`party`] and the
-//! [`offer`] of the internal call from 1002 to 1003.
+//! It also holds the fixtures several crates' tests share: the internal [`party`], the
+//! [`offer`] of the internal call from 1002 to 1003 and the [`ring`] of 1003.
 //!
 //! ```ignore
 //! given::<Extension>([provisioned()])
@@ -18,12 +18,12 @@
 //!     .then([DndChanged { .. }]);
 //! ```
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use events::ids::{CallId, DepartmentId, ExtensionNumber, LegId, PhoneNumber, UserId};
-use events::model::{CallOrigin, Direction, Party};
+use events::model::{CallOrigin, Direction, LegRole, Party};
 
 use crate::aggregate::Aggregate;
-use crate::call::CallCommand;
+use crate::call::{CallCommand, RingContact};
 
 /// Extension `ext` as a party: user `ext` of `sales`, named `User <ext>`.
 pub fn party(ext: &str) -> Party {
@@ -48,6 +48,24 @@ pub fn offer(call: CallId, caller_leg: LegId) -> CallCommand {
         caller_contact: None,
         trunk: None,
         requested_by: None,
+    }
+}
+
+/// 1003 rung from `parent` on one leg per contact (`legs`), for 30 s, no voicemail.
+pub fn ring(parent: LegId, legs: &[LegId]) -> CallCommand {
+    CallCommand::Ring {
+        parent,
+        callee: party("1003"),
+        role: LegRole::Callee,
+        contacts: legs
+            .iter()
+            .map(|leg| RingContact {
+                leg: *leg,
+                contact: None,
+            })
+            .collect(),
+        ring_timeout: TimeDelta::seconds(30),
+        voicemail: None,
     }
 }
 

@@ -530,9 +530,6 @@ profile = "basic"
 /// fold of the log, activates it, and the overdue ring timeout fires at once, ending the call.
 #[actix::test]
 async fn a_call_left_ringing_at_a_stop_times_out_after_the_next_start() {
-    use chrono::TimeDelta;
-    use engine::call::{CallCommand, RingContact};
-    use events::model::LegRole;
     use events::{CallId, IdGen, LegId};
 
     let dir = tempfile::tempdir().unwrap();
@@ -555,17 +552,7 @@ async fn a_call_left_ringing_at_a_stop_times_out_after_the_next_start() {
         let calls = engine.calls();
         for command in [
             engine::testing::offer(call, caller_leg),
-            CallCommand::Ring {
-                parent: caller_leg,
-                callee: engine::testing::party("1003"),
-                role: LegRole::Callee,
-                contacts: vec![RingContact {
-                    leg: callee_leg,
-                    contact: None,
-                }],
-                ring_timeout: TimeDelta::seconds(30),
-                voicemail: None,
-            },
+            engine::testing::ring(caller_leg, &[callee_leg]),
         ] {
             calls
                 .execute(&instance, Execute::new(command))
@@ -715,18 +702,20 @@ async fn extensions_are_served_from_the_start_up_fold_until_written() {
     }
 }
 
-/// Calls the last run left open (answered, or still ringing) are ended once at the next start
-/// by a server that drives them from memory; a call that ended is left alone.
+/// What the last run left and only it could carry on is settled once at the next start: its
+/// open calls are ended, its websocket bindings unregistered. A call that ended and a binding
+/// over UDP are left alone.
 #[actix::test]
-async fn calls_the_last_run_left_open_are_ended_once_at_the_next_start() {
-    use chrono::TimeDelta;
-    use engine::call::{CallCommand, RingContact};
-    use events::model::{CallEvent, HangupCause, LegRole};
-    use events::{CallId, IdGen, LegId};
+async fn what_the_last_run_left_open_is_settled_once_at_the_next_start() {
+    use engine::call::CallCommand;
+    use engine::extension::RegisterContact;
+    use engine::runtime::Settled;
+    use events::model::{CallEvent, ExtensionEvent, HangupCause, Transport, UnregisterReason};
+    use events::{CallId, DeviceContactId, IdGen, LegId};
 
     let dir = tempfile::tempdir().unwrap();
     let ids = SeededIds::new(78);
-    let call = |_| {
+    let call = || {
         let call = CallId::from_uuid(ids.next_uuid());
         let legs = (
             LegId::from_uuid(ids.next_uuid()),
@@ -734,23 +723,15 @@ async fn calls_the_last_run_left_open_are_ended_once_at_the_next_start() {
         );
         (call, legs)
     };
-    let (answered, over) = (call(()), call(()));
+    let (answered, over) = (call(), call());
+    let browser = DeviceContactId::from_uuid(ids.next_uuid());
+    let desk = DeviceContactId::from_uuid(ids.next_uuid());
     let at = |call: CallId| Instance::new(StreamId::call(call)).in_tenant(acme());
+    let alice = Instance::new(StreamId::extension(&acme(), &number("1001"))).in_tenant(acme());
     {
         let log = sqlite(&dir).await;
         let engine = start(&log, 1, demo_directory().unwrap()).await.unwrap();
         for (call, (caller_leg, callee_leg)) in [answered, over] {
-            let ring = CallCommand::Ring {
-                parent: caller_leg,
-                callee: engine::testing::party("1003"),
-                role: LegRole::Callee,
-                contacts: vec![RingContact {
-                    leg: callee_leg,
-                    contact: None,
-                }],
-                ring_timeout: TimeDelta::seconds(30),
-                voicemail: None,
-            };
             let last = if call == answered.0 {
                 CallCommand::Answer { leg: callee_leg }
             } else {
@@ -759,7 +740,11 @@ async fn calls_the_last_run_left_open_are_ended_once_at_the_next_start() {
                     cause: None,
                 }
             };
-            for command in [engine::testing::offer(call, caller_leg), ring, last] {
+            for command in [
+                engine::testing::offer(call, caller_leg),
+                engine::testing::ring(caller_leg, &[callee_leg]),
+                last,
+            ] {
                 engine
                     .calls()
                     .execute(&at(call), Execute::new(command))
@@ -767,58 +752,6 @@ async fn calls_the_last_run_left_open_are_ended_once_at_the_next_start() {
                     .unwrap();
             }
         }
-        engine.shutdown().await;
-    }
-    actix::clock::sleep(Duration::from_millis(50)).await;
-
-    let log = sqlite(&dir).await;
-    let over_before = types(&log, &StreamId::call(over.0).to_string()).await;
-    assert_eq!(over_before.last().map(String::as_str), Some("CallEnded"));
-    let engine = start(&log, 2, demo_directory().unwrap()).await.unwrap();
-    let ended = engine
-        .end_calls_left_open(HangupCause::SystemShutdown)
-        .await
-        .unwrap();
-    assert_eq!(ended, 1);
-    let events = decoded(&log, &StreamId::call(answered.0).to_string()).await;
-    match events.last() {
-        Some(Event::Call(CallEvent::CallEnded { call, cause, .. })) => {
-            assert_eq!((*call, *cause), (answered.0, HangupCause::SystemShutdown));
-        }
-        other => panic!("the answered call's last event: {other:?}"),
-    }
-    assert_eq!(
-        types(&log, &StreamId::call(over.0).to_string()).await,
-        over_before
-    );
-    // Taken once.
-    assert_eq!(
-        engine
-            .end_calls_left_open(HangupCause::SystemShutdown)
-            .await
-            .unwrap(),
-        0
-    );
-    engine.shutdown().await;
-}
-
-/// Bindings registered over a WebSocket do not outlive the server: the next start unregisters
-/// them (once), and leaves the others alone.
-#[actix::test]
-async fn websocket_bindings_of_the_last_run_are_unregistered_at_the_next_start() {
-    use engine::extension::RegisterContact;
-    use events::model::{ExtensionEvent, Transport, UnregisterReason};
-    use events::{DeviceContactId, IdGen};
-
-    let dir = tempfile::tempdir().unwrap();
-    let ids = SeededIds::new(79);
-    let stream = StreamId::extension(&acme(), &number("1001"));
-    let at = Instance::new(stream.clone()).in_tenant(acme());
-    let browser = DeviceContactId::from_uuid(ids.next_uuid());
-    let desk = DeviceContactId::from_uuid(ids.next_uuid());
-    {
-        let log = sqlite(&dir).await;
-        let engine = start(&log, 1, demo_directory().unwrap()).await.unwrap();
         for (contact, transport, port) in [
             (browser, Transport::Ws, 50001),
             (desk, Transport::Udp, 5060),
@@ -833,7 +766,7 @@ async fn websocket_bindings_of_the_last_run_are_unregistered_at_the_next_start()
             });
             engine
                 .extensions()
-                .execute(&at, Execute::new(register))
+                .execute(&alice, Execute::new(register))
                 .await
                 .unwrap();
         }
@@ -842,31 +775,55 @@ async fn websocket_bindings_of_the_last_run_are_unregistered_at_the_next_start()
     actix::clock::sleep(Duration::from_millis(50)).await;
 
     let log = sqlite(&dir).await;
+    let over_before = types(&log, &StreamId::call(over.0).to_string()).await;
+    assert_eq!(over_before.last().map(String::as_str), Some("CallEnded"));
     let engine = start(&log, 2, demo_directory().unwrap()).await.unwrap();
     let mark = log.head().await.unwrap();
-    assert_eq!(engine.unregister_websocket_bindings().await.unwrap(), 1);
-    let written: Vec<Event> = log
+    let settled = engine
+        .settle_last_run(HangupCause::SystemShutdown)
+        .await
+        .unwrap();
+    assert_eq!(
+        settled,
+        Settled {
+            calls_ended: 1,
+            websocket_users: 1
+        }
+    );
+    let events = decoded(&log, &StreamId::call(answered.0).to_string()).await;
+    match events.last() {
+        Some(Event::Call(CallEvent::CallEnded { call, cause, .. })) => {
+            assert_eq!((*call, *cause), (answered.0, HangupCause::SystemShutdown));
+        }
+        other => panic!("the answered call's last event: {other:?}"),
+    }
+    assert_eq!(
+        types(&log, &StreamId::call(over.0).to_string()).await,
+        over_before
+    );
+    let unregistered: Vec<(DeviceContactId, UnregisterReason)> = log
         .read_all(mark, 100)
         .await
         .unwrap()
         .iter()
-        .map(|e| codec::decode(e).unwrap().event)
+        .filter_map(|e| match codec::decode(e).unwrap().event {
+            Event::Extension(ExtensionEvent::DeviceUnregistered {
+                contact, reason, ..
+            }) => Some((contact, reason)),
+            _ => None,
+        })
         .collect();
     assert_eq!(
-        written.first(),
-        Some(&Event::Extension(ExtensionEvent::DeviceUnregistered {
-            extension: number("1001"),
-            contact: browser,
-            reason: UnregisterReason::ConnectionLost,
-        }))
+        unregistered,
+        vec![(browser, UnregisterReason::ConnectionLost)]
     );
-    assert!(
-        !written.iter().any(|e| matches!(
-            e,
-            Event::Extension(ExtensionEvent::DeviceUnregistered { contact, .. }) if *contact == desk
-        )),
-        "{written:?}"
+    // Taken once.
+    assert_eq!(
+        engine
+            .settle_last_run(HangupCause::SystemShutdown)
+            .await
+            .unwrap(),
+        Settled::default()
     );
-    assert_eq!(engine.unregister_websocket_bindings().await.unwrap(), 0);
     engine.shutdown().await;
 }

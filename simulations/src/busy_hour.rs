@@ -154,13 +154,9 @@ pub fn run_busy_hour_with_log(
         churn_per_sec: f64::from(n) / 3600.0,
     };
     sim.provision(n);
-    let start = sim.world.now;
-    let first = sim.world.exp_delay(sim.rate_per_sec);
-    sim.agenda.at(start + first, Happening::Arrival);
-    let d = sim.world.exp_delay(sim.churn_per_sec);
-    sim.agenda.at(start + d, Happening::ToggleDnd);
-    let p = sim.world.exp_delay(2.0 * sim.churn_per_sec);
-    sim.agenda.at(start + p, Happening::ChangePresence);
+    sim.next_arrival(sim.rate_per_sec, Happening::Arrival);
+    sim.next_arrival(sim.churn_per_sec, Happening::ToggleDnd);
+    sim.next_arrival(2.0 * sim.churn_per_sec, Happening::ChangePresence);
     let limits = Limits {
         minutes: params.minutes,
         drain: TimeDelta::hours(2),
@@ -186,21 +182,17 @@ impl Scenario for Sim {
         match what {
             Happening::Arrival if load_on => {
                 self.arrival();
-                let next = self.world.exp_delay(self.rate_per_sec);
-                self.agenda.at(self.world.now + next, Happening::Arrival);
+                self.next_arrival(self.rate_per_sec, Happening::Arrival);
             }
             Happening::ToggleDnd if load_on => {
                 let ext = self.world.rng.random_range(0..self.extensions.len());
                 self.toggle_dnd(ext);
-                let next = self.world.exp_delay(self.churn_per_sec);
-                self.agenda.at(self.world.now + next, Happening::ToggleDnd);
+                self.next_arrival(self.churn_per_sec, Happening::ToggleDnd);
             }
             Happening::ChangePresence if load_on => {
                 let ext = self.world.rng.random_range(0..self.extensions.len());
                 self.change_presence(ext);
-                let next = self.world.exp_delay(2.0 * self.churn_per_sec);
-                self.agenda
-                    .at(self.world.now + next, Happening::ChangePresence);
+                self.next_arrival(2.0 * self.churn_per_sec, Happening::ChangePresence);
             }
             // Phones stop refreshing with the load; their registrations then lapse.
             Happening::Arrival

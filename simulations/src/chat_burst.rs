@@ -345,11 +345,8 @@ pub fn run_chat_burst(params: &ChatBurst, seed: u64, progress: &mut dyn FnMut(u6
         sim.create_room();
     }
     sim.check_touched();
-    let start = sim.world.now;
-    let b = sim.world.exp_delay(sim.burst_rate);
-    sim.agenda.at(start + b, Happening::Burst);
-    let a = sim.world.exp_delay(sim.action_rate);
-    sim.agenda.at(start + a, Happening::Action);
+    sim.next_arrival(sim.burst_rate, Happening::Burst);
+    sim.next_arrival(sim.action_rate, Happening::Action);
     let limits = Limits {
         minutes: params.minutes,
         // Restores are due at most five minutes after the last archive.
@@ -375,13 +372,11 @@ impl Scenario for Sim {
         match what {
             Happening::Burst if load_on => {
                 self.burst();
-                let next = self.world.exp_delay(self.burst_rate);
-                self.agenda.at(self.world.now + next, Happening::Burst);
+                self.next_arrival(self.burst_rate, Happening::Burst);
             }
             Happening::Action if load_on => {
                 self.action();
-                let next = self.world.exp_delay(self.action_rate);
-                self.agenda.at(self.world.now + next, Happening::Action);
+                self.next_arrival(self.action_rate, Happening::Action);
             }
             Happening::Post { target, left } if load_on => {
                 self.post(target);

@@ -209,11 +209,8 @@ pub fn run_conference_storm(
         moderation_per_sec: f64::from(moderation_per_hour) / 3600.0,
     };
     sim.provision(&tenant, n);
-    let start = sim.world.now;
-    let first = sim.world.exp_delay(sim.rate_per_sec);
-    sim.agenda.at(start + first, Happening::Arrival);
-    let m = sim.world.exp_delay(sim.moderation_per_sec);
-    sim.agenda.at(start + m, Happening::Moderate);
+    sim.next_arrival(sim.rate_per_sec, Happening::Arrival);
+    sim.next_arrival(sim.moderation_per_sec, Happening::Moderate);
     let limits = Limits {
         minutes: params.minutes,
         // Stays are capped at an hour, so draining takes at most a little longer.
@@ -239,13 +236,11 @@ impl Scenario for Sim {
         match what {
             Happening::Arrival if load_on => {
                 self.arrival();
-                let next = self.world.exp_delay(self.rate_per_sec);
-                self.agenda.at(self.world.now + next, Happening::Arrival);
+                self.next_arrival(self.rate_per_sec, Happening::Arrival);
             }
             Happening::Moderate if load_on => {
                 self.moderate();
-                let next = self.world.exp_delay(self.moderation_per_sec);
-                self.agenda.at(self.world.now + next, Happening::Moderate);
+                self.next_arrival(self.moderation_per_sec, Happening::Moderate);
             }
             // The load stops: nobody new dials in and moderators stop; calls in flight go on.
             Happening::Arrival | Happening::Moderate => {}

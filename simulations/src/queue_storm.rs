@@ -367,7 +367,6 @@ pub fn run_queue_storm(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Report {
     let mut sim = Sim::new(params, seed);
-    let start = sim.world.now;
     let rates = sim.rates;
     for (what, rate) in [
         (Happening::Arrival, rates.peak_arrivals),
@@ -378,8 +377,7 @@ pub fn run_queue_storm(
         (Happening::PrivateCall, rates.private_call),
         (Happening::Reboot, rates.reboot),
     ] {
-        let first = sim.world.exp_delay(rate);
-        sim.agenda.at(start + first, what);
+        sim.next_arrival(rate, what);
     }
     let limits = Limits {
         minutes: params.minutes,
@@ -1380,8 +1378,7 @@ impl Sim {
             }
             _ => return,
         };
-        let next = self.world.exp_delay(rate);
-        self.after(next, what);
+        self.next_arrival(rate, what);
     }
 
     fn arrival(&mut self) {

@@ -284,6 +284,14 @@ pub trait Scenario {
     /// Handles `what` at the world's current time and checks the step's invariants. `load_on`
     /// is true until the load stops; after that the scenario starts nothing new.
     fn step(&mut self, what: Self::Happening, load_on: bool);
+
+    /// Queues the next `what` of a Poisson process at `rate_per_sec`: after an exponential
+    /// wait from the world's current time.
+    fn next_arrival(&mut self, rate_per_sec: f64, what: Self::Happening) {
+        let world = self.world();
+        let at = world.now + world.exp_delay(rate_per_sec);
+        self.agenda().at(at, what);
+    }
 }
 
 /// How long a run lasts.

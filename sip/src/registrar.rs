@@ -31,7 +31,7 @@ use events::model::{Transport as EventTransport, UnregisterReason};
 use events::{IdGen, StreamId};
 use rsipstack::platform::CancellationToken;
 use rsipstack::sip::headers::ToTypedHeader;
-use rsipstack::sip::{Header, HeadersExt, Request, Transport, Uri};
+use rsipstack::sip::{Header, HeadersExt, Request, Uri};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::auth::{Scheme, warning};
@@ -39,7 +39,6 @@ use crate::bindings::{Snapshot, live_contacts};
 use crate::config::{Limits, RegistrarConfig};
 use crate::edge::{Core, Reply};
 use crate::sanity::split_commas;
-use crate::transport::event_transport;
 
 /// What a REGISTER asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,55 +336,37 @@ impl Flows {
 /// were told; they expire).
 pub(crate) async fn unbind_closed_flows(
     core: Arc<Core>,
-    mut closed: UnboundedReceiver<(Transport, SocketAddr)>,
+    mut closed: UnboundedReceiver<SocketAddr>,
     stop: CancellationToken,
 ) {
     loop {
-        let (transport, peer) = tokio::select! {
+        let peer = tokio::select! {
             biased;
             _ = stop.cancelled() => return,
             next = closed.recv() => match next {
-                Some(flow) => flow,
+                Some(peer) => peer,
                 None => return,
             },
         };
         let core = core.clone();
-        tokio::spawn(async move { unbind(&core, event_transport(transport), peer).await });
+        tokio::spawn(async move { unbind(&core, peer).await });
     }
 }
 
-async fn unbind(core: &Core, transport: EventTransport, peer: SocketAddr) {
-    let source = peer.to_string();
+/// Tells each extension registered over the flow from `peer` that it closed; the extension
+/// drops the bindings it holds from there.
+async fn unbind(core: &Core, peer: SocketAddr) {
     for instance in core.flows.closed(peer) {
-        let snapshot = match core.bindings.current(&instance.stream, 0).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(stream = %instance.stream, error = %e,
-                    "cannot read the bindings of a closed flow; they stay until they expire");
-                continue;
-            }
+        let command = ExtensionCommand::WebSocketsClosed {
+            source: Some(peer.to_string()),
         };
-        let lost = snapshot
-            .state
-            .contacts()
-            .iter()
-            .filter(|(_, c)| c.transport == transport && c.source == source)
-            .map(|(id, _)| *id);
-        for contact in lost.collect::<Vec<_>>() {
-            let command = ExtensionCommand::Unregister {
-                contact,
-                reason: UnregisterReason::ConnectionLost,
-            };
-            match core
-                .extensions
-                .execute(&instance, Execute::new(command))
-                .await
-            {
-                // Removed meanwhile (expired, or unregistered by the phone): nothing to do.
-                Ok(_) | Err(ExecuteError::Rejected(ExtensionRejection::UnknownContact(_))) => {}
-                Err(e) => tracing::warn!(stream = %instance.stream, %peer, error = %e,
-                    "could not unregister a binding whose flow closed; it stays until it expires"),
-            }
+        if let Err(e) = core
+            .extensions
+            .execute(&instance, Execute::new(command))
+            .await
+        {
+            tracing::warn!(stream = %instance.stream, %peer, error = %e,
+                "could not unregister the bindings of a closed websocket; they stay until they expire");
         }
     }
 }

@@ -72,9 +72,9 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) user_agent: String,
     pub(crate) max_tcp_per_ip: usize,
-    /// Told of every SIP over WebSocket flow that closed: its transport and the peer's address,
-    /// which is the `source` of whatever registered over it.
-    pub(crate) ended: tokio::sync::mpsc::UnboundedSender<(Transport, SocketAddr)>,
+    /// Told of every SIP over WebSocket flow that closed: the browser's address, which is the
+    /// `source` of whatever registered over it.
+    pub(crate) ended: tokio::sync::mpsc::UnboundedSender<SocketAddr>,
 }
 
 impl Shared {
@@ -584,10 +584,7 @@ impl TransportEventInspector for Ingress {
                 // may be reached on its contact again, and keeps its bindings.
                 let flow = matches!(connection, SipConnection::Channel(_));
                 if let Some(peer) = peer.filter(|_| flow) {
-                    let _ = self
-                        .shared
-                        .ended
-                        .send((connection_transport(&connection), peer));
+                    let _ = self.shared.ended.send(peer);
                 }
                 Some(TransportEvent::Closed(connection))
             }

@@ -224,21 +224,23 @@ async fn serve(cli: &Cli, args: &ServeArgs, demo: Option<&demo::DemoArgs>) -> an
     if on_demo {
         crate::demo::print_logins(&engine);
     }
-    // The last run's SIP dialogs died with it: its open calls can never carry on.
-    let ended = engine
-        .end_calls_left_open(events::model::HangupCause::SystemShutdown)
+    // The last run's SIP dialogs and browser websockets died with it: its open calls can never
+    // carry on, and its websocket bindings reach no one.
+    let settled = engine
+        .settle_last_run(events::model::HangupCause::SystemShutdown)
         .await
-        .context("ending the calls the last run left open")?;
-    if ended > 0 {
-        println!("  calls      {ended} left open by the last run: ended (system_shutdown)");
+        .context("settling what the last run left")?;
+    if settled.calls_ended > 0 {
+        println!(
+            "  calls      {} left open by the last run: ended (system_shutdown)",
+            settled.calls_ended
+        );
     }
-    // Nor did its browsers' websockets: what they registered cannot be reached.
-    let unbound = engine
-        .unregister_websocket_bindings()
-        .await
-        .context("unregistering the last run's websocket bindings")?;
-    if unbound > 0 {
-        println!("  bindings   {unbound} over the last run's websockets: unregistered");
+    if settled.websocket_users > 0 {
+        println!(
+            "  bindings   websocket ones of {} extension(s) from the last run: unregistered",
+            settled.websocket_users
+        );
     }
     // Phones reach the engine through the SIP edge; it is up before the panel is.
     let mut sip_config = sip::SipConfig {

@@ -33,6 +33,11 @@ pub enum ExtensionCommand {
     },
     /// Remove every contact (`Contact: *` with expiry 0, or an administrator).
     UnregisterAll { reason: UnregisterReason },
+    /// WebSocket connections closed: every binding registered over a WebSocket (`WS` or `WSS`)
+    /// from `source` (every one, when `None`: the server restarted, and no websocket outlives
+    /// it) is unregistered with reason `ConnectionLost`. A browser accepts no connection, so
+    /// nothing else reaches it (RFC 7118 §5). No such binding, no event.
+    WebSocketsClosed { source: Option<String> },
     /// The registration-expiry deadline of `contact` passed (fed back by the shell).
     ExpireRegistration { contact: DeviceContactId },
     /// The user (or someone for them) chose an entry of the presence-state list.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use events::ids::{DeviceContactId, ExtensionNumber, PhoneNumber, PresenceStateId, UserId};
 use events::model::{
     ExtensionCallState, ExtensionEvent, ForwardKind, PresenceRule, PresenceSource,
-    PresenceStateType, SettingSource, UnregisterReason,
+    PresenceStateType, SettingSource, Transport, UnregisterReason,
 };
 
 use crate::aggregate::Aggregate;
@@ -122,6 +122,17 @@ pub(super) fn decide(
                 extension: extension.clone(),
                 contact: *contact,
                 reason: *reason,
+            })
+            .collect(),
+        C::WebSocketsClosed { source } => ext
+            .contacts
+            .iter()
+            .filter(|(_, c)| matches!(c.transport, Transport::Ws | Transport::Wss))
+            .filter(|(_, c)| source.as_ref().is_none_or(|s| *s == c.source))
+            .map(|(contact, _)| E::DeviceUnregistered {
+                extension: extension.clone(),
+                contact: *contact,
+                reason: UnregisterReason::ConnectionLost,
             })
             .collect(),
         C::ExpireRegistration { contact } => match ext.contacts.get(contact) {

@@ -411,6 +411,44 @@ fn unregistering_an_unknown_contact_is_refused_and_unregister_all_drops_every_on
 }
 
 #[test]
+fn closed_websockets_unregister_only_what_was_bound_over_them() {
+    let over_ws = |n: u32, source: &str| {
+        ExtensionCommand::Register(RegisterContact {
+            contact: contact(n),
+            contact_uri: format!("sip:1001@b{n}.invalid;transport=ws"),
+            transport: Transport::Ws,
+            source: source.into(),
+            user_agent: None,
+            expires_secs: 600,
+        })
+    };
+    let lost = |n: u32| E::DeviceUnregistered {
+        extension: ext(),
+        contact: contact(n),
+        reason: UnregisterReason::ConnectionLost,
+    };
+    given::<Extension>(online())
+        .when(over_ws(2, "127.0.0.1:40002"))
+        .accepted()
+        .when(over_ws(3, "127.0.0.1:40003"))
+        .accepted()
+        // One browser's websocket: its binding only.
+        .when(ExtensionCommand::WebSocketsClosed {
+            source: Some("127.0.0.1:40002".into()),
+        })
+        .then([lost(2)])
+        .when(ExtensionCommand::WebSocketsClosed {
+            source: Some("127.0.0.1:40002".into()),
+        })
+        .then_nothing()
+        // A restart: every websocket binding, never the UDP phone's.
+        .when(ExtensionCommand::WebSocketsClosed { source: None })
+        .then([lost(3)])
+        .when(ExtensionCommand::WebSocketsClosed { source: None })
+        .then_nothing();
+}
+
+#[test]
 fn a_registration_expires_only_once_its_deadline_has_passed() {
     let s = given::<Extension>(online());
     let deadline = s.state().deadlines().remove(0);

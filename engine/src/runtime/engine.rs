@@ -32,11 +32,11 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, Weak};
 
 use chrono::{DateTime, Utc};
 use events::codec::Recorded;
-use events::ids::{Category, DeviceContactId, ExtensionNumber, TenantId, UserId};
+use events::ids::{Category, ExtensionNumber, TenantId, UserId};
 use events::log::to_micros;
 use events::model::{
     AgentLogoutReason, ConferenceEvent, DirectoryEvent, Event, HangupCause, Membership, Transport,
-    UnregisterReason, UserRole,
+    UserRole,
 };
 use events::{AgentId, Clock, CorrelationId, EventLog, ExpectedVersion, IdGen, LogError, StreamId};
 use futures_util::future::try_join_all;
@@ -50,7 +50,7 @@ use crate::directory::config::{LoadedDirectory, LoadedTenant, QueueSetup};
 use crate::directory::{
     Credentials, Directory, DirectoryCommand, DirectoryRejection, SipDigestHa1,
 };
-use crate::extension::{Extension, ExtensionCommand, ExtensionRejection};
+use crate::extension::{Extension, ExtensionCommand};
 use crate::queue::{Queue, QueueCommand, QueueSettings};
 use crate::replay::{self, DivergenceKind};
 use crate::room::{ChannelRoom, Conversation};
@@ -137,12 +137,9 @@ struct Inner {
     /// Secrets from the directory file; never logged, never in the log.
     credentials: BTreeMap<TenantId, Credentials>,
     provisioned: Provisioned,
-    /// The calls the start-up fold found offered and not ended, until
-    /// [`Engine::end_calls_left_open`] takes them.
-    left_open: std::sync::Mutex<Vec<Instance>>,
-    /// The bindings the start-up fold found registered over a WebSocket, until
-    /// [`Engine::unregister_websocket_bindings`] takes them.
-    on_websockets: std::sync::Mutex<Vec<(Instance, DeviceContactId)>>,
+    /// What the start-up fold found the last run left, until [`Engine::settle_last_run`] takes
+    /// it.
+    left: std::sync::Mutex<LastRun>,
 }
 
 type DirectoryReadModel = RwLock<BTreeMap<TenantId, (Directory, u64)>>;
@@ -211,8 +208,7 @@ impl Engine {
             Registry::new(services, config.registry.clone())
         }
         let pending = streams_with_deadlines(&folded, &written);
-        let left_open = calls_left_open(&folded);
-        let on_websockets = websocket_bindings(&folded);
+        let left = LastRun::of(&folded);
         let extension_seeds = extension_seeds(&folded, provisioned_extensions);
         drop(folded);
         let mut provisioned = provisioned;
@@ -237,8 +233,7 @@ impl Engine {
                     .map(|t| (t.tenant.clone(), t.credentials.clone()))
                     .collect(),
                 provisioned,
-                left_open: std::sync::Mutex::new(left_open),
-                on_websockets: std::sync::Mutex::new(on_websockets),
+                left: std::sync::Mutex::new(left),
                 log: log.clone(),
                 clock,
                 ids,
@@ -398,94 +393,49 @@ impl Engine {
         may_log_in && credentials.verify_web_password(user, password)
     }
 
-    /// Ends, with `cause`, every call the log held open when this engine started, and says how
-    /// many it ended. For a server whose calls are driven from memory (the SIP edge's dialogs):
-    /// after a restart nothing can carry on the last run's calls, so without this they would
-    /// stay open in the panel and in the CDRs for ever. Calls taken once: a second call ends
-    /// nothing. A call that ended meanwhile is skipped.
-    pub async fn end_calls_left_open(&self, cause: HangupCause) -> Result<usize, LogError> {
-        let left_open = std::mem::take(
-            &mut *self
-                .inner
-                .left_open
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        let mut ended = 0;
-        for instance in left_open {
+    /// Settles what the log shows the last run left and only it could carry on, for a server
+    /// whose calls live in memory (the SIP edge's dialogs) and whose browser phones reach it over
+    /// websockets: no dialog and no websocket outlives the server. Every call it left open is
+    /// ended with `cause`, and every binding over a websocket is unregistered (`ConnectionLost`).
+    /// Taken once: a second call settles nothing. What changed meanwhile (a call that ended, a
+    /// binding that went) is left as it is.
+    pub async fn settle_last_run(&self, cause: HangupCause) -> Result<Settled, LogError> {
+        let LastRun {
+            open_calls,
+            websocket_users,
+        } = std::mem::take(&mut *self.inner.left.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut settled = Settled::default();
+        for call in open_calls {
             let command = CallCommand::Terminate {
                 cause,
                 sip_status: None,
             };
-            match self
-                .inner
-                .calls
-                .execute(&instance, Execute::new(command))
-                .await
-            {
-                Ok(_) => ended += 1,
+            match self.inner.calls.execute(&call, Execute::new(command)).await {
+                Ok(_) => settled.calls_ended += 1,
                 Err(ExecuteError::Rejected(CallRejection::CallEnded)) => {}
                 Err(ExecuteError::Log(e)) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(stream = %instance.stream, error = %e,
-                        "could not end a call the last run left open");
-                }
+                Err(e) => tracing::warn!(stream = %call.stream, error = %e,
+                    "could not end a call the last run left open"),
             }
         }
-        if ended > 0 {
-            tracing::info!(
-                calls = ended,
-                ?cause,
-                "ended the calls the last run left open"
-            );
-        }
-        Ok(ended)
-    }
-
-    /// Unregisters (`ConnectionLost`) every binding the log held over a WebSocket when this
-    /// engine started, and says how many. For a server that takes SIP over WebSocket itself: a
-    /// browser's connection does not outlive the server, and nothing else reaches the browser.
-    /// Taken once; a binding removed meanwhile is skipped.
-    pub async fn unregister_websocket_bindings(&self) -> Result<usize, LogError> {
-        let bindings = std::mem::take(
-            &mut *self
-                .inner
-                .on_websockets
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        let mut removed = 0;
-        for (instance, contact) in bindings {
-            let command = ExtensionCommand::Unregister {
-                contact,
-                reason: UnregisterReason::ConnectionLost,
-            };
+        for extension in websocket_users {
+            let command = ExtensionCommand::WebSocketsClosed { source: None };
             match self
                 .inner
                 .extensions
-                .execute(&instance, Execute::new(command))
+                .execute(&extension, Execute::new(command))
                 .await
             {
-                Ok(_) => removed += 1,
-                Err(ExecuteError::Rejected(
-                    ExtensionRejection::UnknownContact(_)
-                    | ExtensionRejection::NotProvisioned
-                    | ExtensionRejection::Retired,
-                )) => {}
+                Ok(done) => settled.websocket_users += usize::from(done.events > 0),
                 Err(ExecuteError::Log(e)) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(stream = %instance.stream, error = %e,
-                        "could not unregister a websocket binding of the last run");
-                }
+                Err(e) => tracing::warn!(stream = %extension.stream, error = %e,
+                    "could not unregister the last run's websocket bindings"),
             }
         }
-        if removed > 0 {
-            tracing::info!(
-                bindings = removed,
-                "unregistered the last run's websocket bindings"
-            );
+        if settled != Settled::default() {
+            tracing::info!(?settled, ?cause, "settled what the last run left");
         }
-        Ok(removed)
+        Ok(settled)
     }
 
     /// Stops every actor of every kind (deadlines are re-armed when they are activated again).
@@ -604,42 +554,49 @@ fn streams_with_deadlines(
         .collect()
 }
 
-/// The calls offered and not ended in the start-up fold.
-fn calls_left_open(folded: &replay::Folded) -> Vec<Instance> {
-    folded
-        .streams()
-        .filter_map(|(stream, s)| match s.state() {
-            replay::AggregateState::Call(call) if call.is_offered() && !call.is_ended() => {
-                let instance = Instance::new(stream.clone());
-                Some(match s.tenant() {
-                    Some(t) => instance.in_tenant(t.clone()),
-                    None => instance,
-                })
-            }
-            _ => None,
-        })
-        .collect()
+/// What [`Engine::settle_last_run`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Calls the last run left open, now ended.
+    pub calls_ended: usize,
+    /// Extensions whose websocket bindings were unregistered.
+    pub websocket_users: usize,
 }
 
-/// The bindings registered over a WebSocket (`WS` or `WSS`) in the start-up fold.
-fn websocket_bindings(folded: &replay::Folded) -> Vec<(Instance, DeviceContactId)> {
-    let mut found = Vec::new();
-    for (stream, s) in folded.streams() {
-        let replay::AggregateState::Extension(extension) = s.state() else {
-            continue;
-        };
-        for (id, contact) in extension.contacts() {
-            if matches!(contact.transport, Transport::Ws | Transport::Wss) {
-                let instance = Instance::new(stream.clone());
-                let instance = match s.tenant() {
-                    Some(t) => instance.in_tenant(t.clone()),
-                    None => instance,
-                };
-                found.push((instance, *id));
+/// What the last run left that only it could carry on, from the start-up fold.
+#[derive(Debug, Default)]
+struct LastRun {
+    /// Calls offered and not ended.
+    open_calls: Vec<Instance>,
+    /// Extensions holding a binding over a websocket (`WS` or `WSS`).
+    websocket_users: Vec<Instance>,
+}
+
+impl LastRun {
+    fn of(folded: &replay::Folded) -> Self {
+        let mut left = Self::default();
+        for (stream, s) in folded.streams() {
+            let instance = || Instance {
+                stream: stream.clone(),
+                tenant: s.tenant().cloned(),
+            };
+            match s.state() {
+                replay::AggregateState::Call(call) if call.is_offered() && !call.is_ended() => {
+                    left.open_calls.push(instance());
+                }
+                replay::AggregateState::Extension(extension)
+                    if extension
+                        .contacts()
+                        .values()
+                        .any(|c| matches!(c.transport, Transport::Ws | Transport::Wss)) =>
+                {
+                    left.websocket_users.push(instance());
+                }
+                _ => {}
             }
         }
+        left
     }
-    found
 }
 
 /// The thread [`Engine::start_on_own_thread`] runs the actors on.

@@ -37,7 +37,7 @@ use tokio::sync::broadcast;
 use crate::aggregate::Aggregate;
 
 pub use bench::{Throughput, measure_sqlite, push_commands};
-pub use engine::{Engine, EngineConfig, EngineError, EngineThread, Provisioned};
+pub use engine::{Engine, EngineConfig, EngineError, EngineThread, Provisioned, Settled};
 pub use folded::{Folded, Follower, for_each_event};
 pub use registry::{Pending, Registry, RegistryConfig};
 pub use shell::AggregateActor;

@@ -1,13 +1,10 @@
 //! Set-ups the calls modules' unit tests share: aggregates advanced command by command (decide,
-//! then evolve at the same instant, as the actor does after its append), the demo's internal
-//! parties, and the internal call from 1002 to 1003 with its Offer and Ring.
+//! then evolve at the same instant, as the actor does after its append), and the internal call
+//! from 1002 to 1003 with its Offer and Ring (`engine::testing`'s).
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use engine::Aggregate;
-use engine::call::{CallCommand, RingContact};
-pub(crate) use engine::testing::{offer, party};
-use events::ids::LegId;
-use events::model::LegRole;
+pub(crate) use engine::testing::{offer, ring};
 
 /// Decides `command` on `state` at `now` (it must be accepted) and folds what it produced.
 pub(crate) fn run<A: Aggregate>(state: &mut A, command: A::Command, now: DateTime<Utc>) {
@@ -17,23 +14,5 @@ pub(crate) fn run<A: Aggregate>(state: &mut A, command: A::Command, now: DateTim
     };
     for e in &events {
         state.evolve(e, now);
-    }
-}
-
-/// 1003 rung on one leg per contact (`legs`), for 30 s, no voicemail.
-pub(crate) fn ring(parent: LegId, legs: &[LegId]) -> CallCommand {
-    CallCommand::Ring {
-        parent,
-        callee: party("1003"),
-        role: LegRole::Callee,
-        contacts: legs
-            .iter()
-            .map(|leg| RingContact {
-                leg: *leg,
-                contact: None,
-            })
-            .collect(),
-        ring_timeout: TimeDelta::seconds(30),
-        voicemail: None,
     }
 }
