@@ -28,7 +28,7 @@ pub mod postgres;
 pub mod sqlite;
 mod store_url;
 
-pub use store_url::{StoreOptions, StoreUrl, open};
+pub use store_url::{DEFAULT_COMMIT_WINDOW, StoreOptions, StoreUrl, open};
 
 /// Position of an event in the whole log. Strictly increasing in commit order; gap-free for the
 /// SQLite, memory and PostgreSQL backends (KurrentDB uses its commit position, which has gaps).

@@ -12,12 +12,16 @@
 //! at the latest when flushed), so a crash leaves both at the same position and a restart
 //! neither skips nor repeats anything. While following, a batch is whatever the subscription
 //! can hand out without waiting (bounded), and every batch is flushed: a quiet log costs one
-//! commit per event and a busy one far fewer.
+//! commit per event and a busy one far fewer. An event that arrives within the linger time
+//! ([`Runner::with_live_linger`]) of the last flush waits out the rest of it, so that what the
+//! log commits meanwhile joins its batch: under load a projection flushes at most once per
+//! linger time, and an event is never held longer than that.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use events::codec::{Recorded, decode};
@@ -25,6 +29,9 @@ use events::log::prefetch_all;
 use events::{EventLog, GlobalPosition, StoredEvent, subscribe};
 
 use crate::ProjectionError;
+
+/// The default [`Runner::with_live_linger`]: what a browser's panel or a CDR query may lag.
+pub const DEFAULT_LIVE_LINGER: Duration = Duration::from_millis(10);
 
 /// Which events a projection folds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +95,7 @@ pub struct Runner {
     entries: Vec<Entry>,
     batch: usize,
     live_batch: usize,
+    live_linger: Duration,
     position: GlobalPosition,
     started: bool,
 }
@@ -116,6 +124,7 @@ impl Runner {
             entries: Vec::new(),
             batch: 8192,
             live_batch: 1024,
+            live_linger: DEFAULT_LIVE_LINGER,
             position: GlobalPosition::START,
             started: false,
         }
@@ -140,6 +149,13 @@ impl Runner {
     /// Most events applied as one batch while following.
     pub fn with_live_batch(mut self, batch: usize) -> Self {
         self.live_batch = batch.max(1);
+        self
+    }
+
+    /// How long after a flush, at most, the next event waits for company while following (zero:
+    /// never; every batch is whatever is there).
+    pub fn with_live_linger(mut self, linger: Duration) -> Self {
+        self.live_linger = linger;
         self
     }
 
@@ -236,12 +252,19 @@ impl Runner {
         let wants = |e: &StoredEvent| wanted_by(wanted.as_deref(), e);
         let hint = self.log.wake_ups();
         let mut sub = subscribe(self.log.clone(), self.position).with_batch(self.batch);
+        let mut last_flush: Option<Instant> = None;
         loop {
             let first = tokio::select! {
                 biased;
                 () = &mut stop => break,
                 next = sub.next() => next?,
             };
+            let linger = last_flush.map_or(Duration::ZERO, |at| {
+                self.live_linger.saturating_sub(at.elapsed())
+            });
+            if !linger.is_zero() {
+                tokio::time::sleep(linger).await;
+            }
             let mut read = 1;
             let mut batch = Vec::new();
             if wants(&first) {
@@ -259,6 +282,7 @@ impl Runner {
             self.apply(&batch, sub.position()).await?;
             // Following: what was applied becomes durable (and visible) now.
             self.flush().await?;
+            last_flush = Some(Instant::now());
         }
         self.flush().await
     }

@@ -16,6 +16,11 @@ pub struct SipConfig {
     pub bind: SocketAddr,
     pub udp: bool,
     pub tcp: bool,
+    /// Receive and send buffer asked for on the UDP socket, in bytes: what arrives in a burst
+    /// while the edge is busy waits here instead of being dropped by the kernel (which would
+    /// cost the phone a retransmission, 500 ms later). The kernel caps it at
+    /// `net.core.rmem_max` / `wmem_max`.
+    pub udp_buffer: usize,
     /// `Server`/`User-Agent` text of our responses.
     pub user_agent: String,
     pub limits: Limits,
@@ -41,6 +46,7 @@ impl Default for SipConfig {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5060),
             udp: true,
             tcp: true,
+            udp_buffer: 4 << 20,
             user_agent: concat!("Ledgerline/", env!("CARGO_PKG_VERSION")).to_owned(),
             limits: Limits::default(),
             flood: FloodConfig::default(),

@@ -163,6 +163,7 @@ pub(crate) async fn start(
             addr: config.bind,
             source: e,
         })?;
+        size_buffers(&socket, config.udp_buffer);
         let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> = Arc::new(GuardedUdp {
             socket,
             shared: shared.clone(),
@@ -221,6 +222,22 @@ pub(crate) async fn start(
         },
         incoming,
     ))
+}
+
+/// Asks for `bytes` of receive and send buffer on the UDP socket (the kernel may grant less).
+fn size_buffers(socket: &tokio::net::UdpSocket, bytes: usize) {
+    let sock = socket2::SockRef::from(socket);
+    if let Err(e) = sock.set_recv_buffer_size(bytes) {
+        tracing::warn!(error = %e, bytes, "cannot size the UDP receive buffer");
+    }
+    if let Err(e) = sock.set_send_buffer_size(bytes) {
+        tracing::warn!(error = %e, bytes, "cannot size the UDP send buffer");
+    }
+    tracing::debug!(
+        receive = ?sock.recv_buffer_size(),
+        send = ?sock.send_buffer_size(),
+        "UDP socket buffers"
+    );
 }
 
 /// Binds the UDP socket and checks the TCP port, on the same port number. rsipstack binds its TCP

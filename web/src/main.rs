@@ -43,6 +43,11 @@ struct Cli {
     /// Only fsync at WAL checkpoints instead of on every commit (SQLite store only).
     #[arg(long, global = true, env = "LEDGERLINE_RELAXED_FSYNC")]
     relaxed_fsync: bool,
+    /// How long the SQLite writer waits for more appends before committing, while appends
+    /// arrive together, so that they share one commit and one fsync (0 turns it off).
+    #[arg(long, global = true, env = "LEDGERLINE_COMMIT_WINDOW_US", value_name = "MICROSECONDS",
+        default_value_t = events::log::DEFAULT_COMMIT_WINDOW.as_micros() as u64)]
+    commit_window_us: u64,
     /// Directory file (TOML): tenants, users, credentials, queues, conference rooms. Without it
     /// the built-in demo directory runs, whose passwords are public.
     #[arg(long, global = true, env = "LEDGERLINE_CONFIG", value_name = "FILE")]
@@ -107,6 +112,7 @@ impl Cli {
     fn store_options(&self) -> StoreOptions {
         StoreOptions {
             fsync_every_commit: !self.relaxed_fsync,
+            commit_window: std::time::Duration::from_micros(self.commit_window_us),
             ..StoreOptions::default()
         }
     }

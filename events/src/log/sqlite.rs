@@ -19,6 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::config::DbConfig;
@@ -93,9 +94,10 @@ impl SqliteLog {
         let thread = {
             let head = head.clone();
             let target = describe(&path);
+            let window = options.commit_window;
             std::thread::Builder::new()
                 .name("sqlite-log-writer".into())
-                .spawn(move || writer_loop(conn, rx, head, target))
+                .spawn(move || writer_loop(conn, rx, head, target, window))
                 .map_err(|e| LogError::Backend {
                     target: describe(&path),
                     detail: format!("cannot start the writer thread: {e}"),
@@ -299,16 +301,13 @@ fn writer_loop(
     mut rx: mpsc::Receiver<AppendRequest>,
     head: watch::Sender<GlobalPosition>,
     target: String,
+    window: Duration,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
+    let mut window = CommitWindow::new(window);
     while let Some(first) = rx.blocking_recv() {
         group.push(first);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(r) => group.push(r),
-                Err(_) => break,
-            }
-        }
+        window.gather(&mut rx, &mut group);
         let replies = commit_group(&conn, &target, &mut group);
         match replies {
             Ok((results, new_head)) => {
@@ -332,6 +331,45 @@ fn writer_loop(
                     }));
                 }
             }
+        }
+    }
+}
+
+/// Group commit's wait for company ([`StoreOptions::commit_window`]).
+#[derive(Debug)]
+struct CommitWindow {
+    window: Duration,
+    /// Whether the last commit took several appends: appends are arriving together, and the
+    /// next ones are worth waiting for. A writer working alone never waits.
+    together: bool,
+}
+
+impl CommitWindow {
+    fn new(window: Duration) -> Self {
+        Self {
+            window,
+            together: false,
+        }
+    }
+
+    /// Completes `group` (which holds the append that woke the writer) with what is queued, and
+    /// while appends arrive together, with what arrives within the window.
+    fn gather<T>(&mut self, rx: &mut mpsc::Receiver<T>, group: &mut Vec<T>) {
+        take_queued(rx, group);
+        if self.together && !self.window.is_zero() && group.len() < MAX_GROUP {
+            std::thread::sleep(self.window);
+            take_queued(rx, group);
+        }
+        self.together = group.len() > 1;
+    }
+}
+
+/// Moves the appends already queued into `group`, up to [`MAX_GROUP`].
+fn take_queued<T>(rx: &mut mpsc::Receiver<T>, group: &mut Vec<T>) {
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(r) => group.push(r),
+            Err(_) => break,
         }
     }
 }
@@ -701,5 +739,57 @@ impl EventLog for SqliteLog {
 
     fn describe(&self) -> String {
         describe(&self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sends `n` values 10 ms apart from another thread, the first at once.
+    fn trickle(tx: mpsc::Sender<u32>, n: u32) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            for i in 0..n {
+                tx.blocking_send(i).unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    }
+
+    fn next_group(rx: &mut mpsc::Receiver<u32>, window: &mut CommitWindow) -> Vec<u32> {
+        let mut group = vec![rx.blocking_recv().unwrap()];
+        window.gather(rx, &mut group);
+        group
+    }
+
+    #[test]
+    fn appends_arriving_together_wait_for_each_other_and_a_lone_one_does_not() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut window = CommitWindow::new(Duration::from_millis(500));
+        // Alone: the first append is committed by itself, straight away.
+        let started = std::time::Instant::now();
+        let sender = trickle(tx.clone(), 1);
+        assert_eq!(next_group(&mut rx, &mut window), [0]);
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "a lone append waited"
+        );
+        sender.join().unwrap();
+        // Two queued at once: the writer is busy, so the commit after takes what trickles in
+        // within the window (five appends 10 ms apart) in one group.
+        tx.blocking_send(7).unwrap();
+        tx.blocking_send(8).unwrap();
+        assert_eq!(next_group(&mut rx, &mut window), [7, 8]);
+        let sender = trickle(tx.clone(), 5);
+        assert_eq!(next_group(&mut rx, &mut window), [0, 1, 2, 3, 4]);
+        sender.join().unwrap();
+        // No window: each commit takes only what is queued.
+        let mut none = CommitWindow::new(Duration::ZERO);
+        tx.blocking_send(1).unwrap();
+        tx.blocking_send(2).unwrap();
+        assert_eq!(next_group(&mut rx, &mut none), [1, 2]);
+        let sender = trickle(tx, 3);
+        assert_eq!(next_group(&mut rx, &mut none), [0]);
+        sender.join().unwrap();
     }
 }

@@ -138,6 +138,9 @@ impl std::str::FromStr for PgUrlCheck {
     }
 }
 
+/// The default [`StoreOptions::commit_window`].
+pub const DEFAULT_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Settings shared by the backends.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -147,6 +150,10 @@ pub struct StoreOptions {
     pub pool_size: usize,
     /// Apply pending migrations when opening (the default).
     pub migrate: bool,
+    /// SQLite: how long the writer waits for more appends before a commit while appends are
+    /// arriving together (the last commit took several), so that they share one commit and one
+    /// fsync. A writer working alone never waits. Zero turns the wait off.
+    pub commit_window: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -155,6 +162,7 @@ impl Default for StoreOptions {
             fsync_every_commit: true,
             pool_size: 16,
             migrate: true,
+            commit_window: DEFAULT_COMMIT_WINDOW,
         }
     }
 }

@@ -38,7 +38,7 @@ fn options() -> StoreOptions {
     StoreOptions {
         fsync_every_commit: false,
         pool_size: 4,
-        migrate: true,
+        ..StoreOptions::default()
     }
 }
 
