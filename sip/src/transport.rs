@@ -163,7 +163,9 @@ pub(crate) async fn start(
             addr: config.bind,
             source: e,
         })?;
-        size_buffers(&socket, config.udp_buffer);
+        if config.udp_buffer > 0 {
+            size_buffers(&socket, config.udp_buffer);
+        }
         let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> = Arc::new(GuardedUdp {
             socket,
             shared: shared.clone(),
@@ -683,5 +685,32 @@ pub(crate) fn event_transport(t: Transport) -> events::model::Transport {
         Transport::Ws => T::Ws,
         Transport::Wss => T::Wss,
         _ => T::Udp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_udp_buffers_are_sized_as_asked_within_the_kernels_cap() {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sock = socket2::SockRef::from(&socket);
+        let before = sock.recv_buffer_size().unwrap();
+        let cap: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let asked = (before * 4).min(cap).max(before + 1);
+        size_buffers(&socket, asked);
+        // Linux grants what was asked (doubled, for its bookkeeping) up to rmem_max.
+        let granted = sock.recv_buffer_size().unwrap();
+        if cap > before {
+            assert!(granted >= asked, "asked {asked}, granted {granted}");
+        } else {
+            assert_eq!(granted, before);
+        }
+        assert!(sock.send_buffer_size().unwrap() > 0);
     }
 }

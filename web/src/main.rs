@@ -100,6 +100,11 @@ struct ServeArgs {
         value_name = "IP,..."
     )]
     sip_exempt: Vec<std::net::IpAddr>,
+    /// Receive and send buffer asked for on the SIP UDP socket, in bytes; 0 keeps the kernel's
+    /// default (the kernel caps it at net.core.rmem_max / wmem_max).
+    #[arg(long = "sip-udp-buffer", env = "LEDGERLINE_SIP_UDP_BUFFER", value_name = "BYTES",
+        default_value_t = sip::SipConfig::default().udp_buffer)]
+    sip_udp_buffer: usize,
 }
 
 impl Cli {
@@ -251,6 +256,7 @@ async fn serve(cli: &Cli, args: &ServeArgs, demo: Option<&demo::DemoArgs>) -> an
     // Phones reach the engine through the SIP edge; it is up before the panel is.
     let mut sip_config = sip::SipConfig {
         bind: args.sip,
+        udp_buffer: args.sip_udp_buffer,
         ..sip::SipConfig::default()
     };
     sip_config.flood.exempt = args.sip_exempt.clone();
