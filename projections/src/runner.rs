@@ -13,7 +13,7 @@
 //! neither skips nor repeats anything. While following, a batch is whatever the subscription
 //! can hand out without waiting (bounded), and every batch is flushed: a quiet log costs one
 //! commit per event and a busy one far fewer. An event that arrives within the linger time
-//! ([`Runner::with_live_linger`]) of the last flush waits out the rest of it, so that what the
+//! ([`LIVE_LINGER`]) of the last flush waits out the rest of it, so that what the
 //! log commits meanwhile joins its batch: under load a projection flushes at most once per
 //! linger time, and an event is never held longer than that.
 
@@ -30,8 +30,9 @@ use events::{EventLog, GlobalPosition, StoredEvent, subscribe};
 
 use crate::ProjectionError;
 
-/// The default [`Runner::with_live_linger`]: what a browser's panel or a CDR query may lag.
-pub const DEFAULT_LIVE_LINGER: Duration = Duration::from_millis(10);
+/// How long after a flush, at most, the next event waits for company while following: what a
+/// browser's panel or a CDR query may lag behind the log under load.
+pub const LIVE_LINGER: Duration = Duration::from_millis(10);
 
 /// Which events a projection folds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +96,6 @@ pub struct Runner {
     entries: Vec<Entry>,
     batch: usize,
     live_batch: usize,
-    live_linger: Duration,
     position: GlobalPosition,
     started: bool,
 }
@@ -124,7 +124,6 @@ impl Runner {
             entries: Vec::new(),
             batch: 8192,
             live_batch: 1024,
-            live_linger: DEFAULT_LIVE_LINGER,
             position: GlobalPosition::START,
             started: false,
         }
@@ -149,13 +148,6 @@ impl Runner {
     /// Most events applied as one batch while following.
     pub fn with_live_batch(mut self, batch: usize) -> Self {
         self.live_batch = batch.max(1);
-        self
-    }
-
-    /// How long after a flush, at most, the next event waits for company while following (zero:
-    /// never; every batch is whatever is there).
-    pub fn with_live_linger(mut self, linger: Duration) -> Self {
-        self.live_linger = linger;
         self
     }
 
@@ -260,7 +252,7 @@ impl Runner {
                 next = sub.next() => next?,
             };
             let linger = last_flush.map_or(Duration::ZERO, |at| {
-                self.live_linger.saturating_sub(at.elapsed())
+                LIVE_LINGER.saturating_sub(at.elapsed())
             });
             if !linger.is_zero() {
                 tokio::time::sleep(linger).await;

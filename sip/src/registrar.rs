@@ -259,7 +259,7 @@ pub(crate) async fn register(
 
     let stream = StreamId::extension(&account.tenant, &account.extension);
     let instance = Instance::new(stream.clone()).in_tenant(account.tenant.clone());
-    if matches!(transport, EventTransport::Ws | EventTransport::Wss) {
+    if transport.is_websocket() {
         core.flows.bound(source, &instance);
     }
     let snapshot = match core.bindings.current(&stream, 0).await {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use events::ids::{DeviceContactId, ExtensionNumber, PhoneNumber, PresenceStateId, UserId};
 use events::model::{
     ExtensionCallState, ExtensionEvent, ForwardKind, PresenceRule, PresenceSource,
-    PresenceStateType, SettingSource, Transport, UnregisterReason,
+    PresenceStateType, SettingSource, UnregisterReason,
 };
 
 use crate::aggregate::Aggregate;
@@ -127,7 +127,7 @@ pub(super) fn decide(
         C::WebSocketsClosed { source } => ext
             .contacts
             .iter()
-            .filter(|(_, c)| matches!(c.transport, Transport::Ws | Transport::Wss))
+            .filter(|(_, c)| c.transport.is_websocket())
             .filter(|(_, c)| source.as_ref().is_none_or(|s| *s == c.source))
             .map(|(contact, _)| E::DeviceUnregistered {
                 extension: extension.clone(),

@@ -35,11 +35,10 @@ use events::codec::Recorded;
 use events::ids::{Category, ExtensionNumber, TenantId, UserId};
 use events::log::to_micros;
 use events::model::{
-    AgentLogoutReason, ConferenceEvent, DirectoryEvent, Event, HangupCause, Membership, Transport,
-    UserRole,
+    AgentLogoutReason, ConferenceEvent, DirectoryEvent, Event, HangupCause, Membership, UserRole,
 };
 use events::{AgentId, Clock, CorrelationId, EventLog, ExpectedVersion, IdGen, LogError, StreamId};
-use futures_util::future::try_join_all;
+use futures_util::future::{join_all, try_join_all};
 use tokio::sync::broadcast;
 
 use super::{Execute, ExecuteError, Folded, Instance, Registry, RegistryConfig, Services};
@@ -404,13 +403,25 @@ impl Engine {
             open_calls,
             websocket_users,
         } = std::mem::take(&mut *self.inner.left.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut settled = Settled::default();
-        for call in open_calls {
+        // Each to its own actor, all at once, so that their appends share commits.
+        let ended = join_all(open_calls.iter().map(|call| {
             let command = CallCommand::Terminate {
                 cause,
                 sip_status: None,
             };
-            match self.inner.calls.execute(&call, Execute::new(command)).await {
+            self.inner.calls.execute(call, Execute::new(command))
+        }))
+        .await;
+        let unbound = join_all(websocket_users.iter().map(|extension| {
+            let command = ExtensionCommand::WebSocketsClosed { source: None };
+            self.inner
+                .extensions
+                .execute(extension, Execute::new(command))
+        }))
+        .await;
+        let mut settled = Settled::default();
+        for (call, outcome) in open_calls.iter().zip(ended) {
+            match outcome {
                 Ok(_) => settled.calls_ended += 1,
                 Err(ExecuteError::Rejected(CallRejection::CallEnded)) => {}
                 Err(ExecuteError::Log(e)) => return Err(e),
@@ -418,14 +429,8 @@ impl Engine {
                     "could not end a call the last run left open"),
             }
         }
-        for extension in websocket_users {
-            let command = ExtensionCommand::WebSocketsClosed { source: None };
-            match self
-                .inner
-                .extensions
-                .execute(&extension, Execute::new(command))
-                .await
-            {
+        for (extension, outcome) in websocket_users.iter().zip(unbound) {
+            match outcome {
                 Ok(done) => settled.websocket_users += usize::from(done.events > 0),
                 Err(ExecuteError::Log(e)) => return Err(e),
                 Err(e) => tracing::warn!(stream = %extension.stream, error = %e,
@@ -588,7 +593,7 @@ impl LastRun {
                     if extension
                         .contacts()
                         .values()
-                        .any(|c| matches!(c.transport, Transport::Ws | Transport::Wss)) =>
+                        .any(|c| c.transport.is_websocket()) =>
                 {
                     left.websocket_users.push(instance());
                 }

@@ -168,10 +168,7 @@ impl<A: Aggregate> Services<A> {
 
     /// Forgets the seed of `stream`: an append to it is about to be issued.
     pub(crate) fn unseed(&self, stream: &StreamId) {
-        let mut seeds = self.seeds();
-        if !seeds.is_empty() {
-            seeds.remove(stream);
-        }
+        self.seeds().remove(stream);
     }
 }
 

@@ -51,6 +51,8 @@ pub struct AggregateActor<A: Aggregate> {
     /// False until the state is rebuilt, and again after a rebuild failed; a command then
     /// retries the rebuild first.
     ready: bool,
+    /// Started from a seed that still stands for the stream: the first append drops it.
+    seeded: bool,
     timers: Vec<SpawnHandle>,
     /// How many deadlines the state held when they were last armed.
     pending_deadlines: usize,
@@ -113,6 +115,7 @@ impl<A: Aggregate> AggregateActor<A> {
             state: Box::default(),
             version: 0,
             ready: false,
+            seeded: false,
             timers: Vec::new(),
             pending_deadlines: 0,
             mailbox_capacity: mailbox_capacity.max(1),
@@ -133,6 +136,7 @@ impl<A: Aggregate> AggregateActor<A> {
             *self.state = seed.state;
             self.version = seed.version;
             self.ready = true;
+            self.seeded = true;
         }
         self
     }
@@ -186,7 +190,9 @@ impl<A: Aggregate> AggregateActor<A> {
         };
         let log = self.services.log.clone();
         let stream = self.stream().clone();
-        self.services.unseed(&stream);
+        if std::mem::take(&mut self.seeded) {
+            self.services.unseed(&stream);
+        }
         let expected = ExpectedVersion::Exact(self.version);
         let records = batch.records;
         let (events, metadata) = (batch.events, batch.metadata);

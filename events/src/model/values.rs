@@ -94,6 +94,13 @@ pub enum Transport {
     Wss,
 }
 
+impl Transport {
+    /// SIP over WebSocket, plain or secure: a browser's flow, gone when its connection closes.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Self::Ws | Self::Wss)
+    }
+}
+
 /// The type of an entry of the administrator's presence-state list (the FreePBX / Asterisk
 /// presence types). The list entries themselves (`Be right back`, `Out to lunch`, …) are
 /// `PresenceStateId`s defined in the directory; each has one of these types.
