@@ -52,6 +52,14 @@ pub trait Aggregate: Clone + Default + fmt::Debug + Send + 'static {
         Vec::new()
     }
 
+    /// The instance's story is over (an ended call): no command is expected in the normal
+    /// course. Its actor stops shortly after its last command once it holds no deadlines,
+    /// instead of staying in memory until it has been idle for a long while; a late command
+    /// rebuilds it from the stream like any other.
+    fn finished(&self) -> bool {
+        false
+    }
+
     /// Folds a history into a fresh state: each event with the instant it happened at (its
     /// `occurred_at`), in stream order.
     fn replay<'a>(events: impl IntoIterator<Item = (&'a Self::Event, DateTime<Utc>)>) -> Self

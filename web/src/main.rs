@@ -105,6 +105,33 @@ struct ServeArgs {
     #[arg(long = "sip-udp-buffer", env = "LEDGERLINE_SIP_UDP_BUFFER", value_name = "BYTES",
         default_value_t = sip::SipConfig::default().udp_buffer)]
     sip_udp_buffer: usize,
+    /// Where the SIP edge's tasks run: `engine` on the engine's thread, beside the actors, so a
+    /// command and its reply cross no thread; `own` on the process's worker threads, in
+    /// parallel with the engine; `auto` picks `engine` when the process may use only one CPU
+    /// (there a second thread only adds switches) and `own` otherwise.
+    #[arg(long = "sip-thread", env = "LEDGERLINE_SIP_THREAD", value_enum,
+        default_value_t = SipThread::Auto)]
+    sip_thread: SipThread,
+}
+
+/// `serve --sip-thread`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SipThread {
+    Auto,
+    Engine,
+    Own,
+}
+
+impl SipThread {
+    /// Whether the edge shares the engine's thread, `cpus` being how many CPUs the process may
+    /// use.
+    fn shares_engine(self, cpus: usize) -> bool {
+        match self {
+            SipThread::Engine => true,
+            SipThread::Own => false,
+            SipThread::Auto => cpus <= 1,
+        }
+    }
 }
 
 impl Cli {
@@ -260,11 +287,26 @@ async fn serve(cli: &Cli, args: &ServeArgs, demo: Option<&demo::DemoArgs>) -> an
         ..sip::SipConfig::default()
     };
     sip_config.flood.exempt = args.sip_exempt.clone();
-    let edge = sip::SipEdge::start(sip_config, sip::Registries::from(&engine), accounts.clone())
-        .await
-        .with_context(|| format!("starting the SIP edge on {}", args.sip))?;
+    let registries = sip::Registries::from(&engine);
+    let edge_accounts = accounts.clone();
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let on_engine_thread = args.sip_thread.shares_engine(cpus);
+    let edge = if on_engine_thread {
+        engine_thread
+            .run_on(move || sip::SipEdge::start(sip_config, registries, edge_accounts))
+            .await
+            .context("the engine's thread stopped")?
+    } else {
+        sip::SipEdge::start(sip_config, registries, edge_accounts).await
+    }
+    .with_context(|| format!("starting the SIP edge on {}", args.sip))?;
     let sip_at = edge.udp_addr().unwrap_or(args.sip);
-    println!("  SIP        udp and tcp {sip_at} (digest realm per tenant domain)");
+    let thread = if on_engine_thread {
+        "on the engine's thread"
+    } else {
+        "on the worker threads"
+    };
+    println!("  SIP        udp and tcp {sip_at} (digest realm per tenant domain; {thread})");
     // The panel and CDR projections follow the log beside the engine (caught up before the
     // HTTP server starts).
     let projections = http::start_projections(log.clone(), &cli.store_url()?).await?;

@@ -23,6 +23,9 @@ async fn demo_phones_register_call_and_change_presence() {
         .arg("--data-dir")
         .arg(data.path())
         .args(["demo", "--http", &format!("127.0.0.1:{port}")])
+        // The SIP edge on the engine's thread (what `auto` picks on one CPU); the other tests
+        // run it on the worker threads.
+        .args(["--sip-thread", "engine"])
         .args(["--seed", "7", "--calls-per-minute", "150"])
         .args(["--mean-call-secs", "3", "--changes-per-minute", "150"])
         .stdout(Stdio::piped())
@@ -72,6 +75,7 @@ async fn demo_phones_register_call_and_change_presence() {
         output.status
     );
     assert!(stdout.contains("demo       12 phones (seed 7)"), "{stdout}");
+    assert!(stdout.contains("on the engine's thread)"), "{stdout}");
     assert!(
         stdout.contains("demo       stopped: 12/12 registered, 0 call legs up"),
         "{stdout}"

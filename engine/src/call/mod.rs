@@ -44,6 +44,10 @@ impl Aggregate for Call {
         state::Call::evolve(self, event, at);
     }
 
+    fn finished(&self) -> bool {
+        self.is_ended()
+    }
+
     /// The ring timeout, while callee legs are ringing.
     fn deadlines(&self) -> Vec<Deadline<CallCommand>> {
         match &self.ring {

@@ -612,6 +612,27 @@ pub struct EngineThread {
 }
 
 impl EngineThread {
+    /// Runs `start` on the engine's thread and returns what its future produced: whatever that
+    /// future spawns with `tokio::spawn` runs on the engine's thread too, beside the actors
+    /// (see `serve --co-locate`). `None` if the thread has stopped.
+    pub async fn run_on<F, Fut, T>(&self, start: F) -> Option<T>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = self.system.arbiter().spawn_fn(move || {
+            actix::spawn(async move {
+                let _ = tx.send(start().await);
+            });
+        });
+        if !spawned {
+            return None;
+        }
+        rx.await.ok()
+    }
+
     /// Stops the actix system and waits for the thread to end.
     pub fn stop(mut self) {
         self.system.stop();

@@ -42,6 +42,9 @@ pub struct RegistryConfig {
     /// Stop an actor after about this long without a command (`None`: keep every actor). An
     /// actor holding deadlines is never stopped for idleness.
     pub idle_after: Option<Duration>,
+    /// Stop the actor of a finished instance ([`Aggregate::finished`]) after this long without
+    /// a command.
+    pub finished_linger: Duration,
     /// Arbiters (threads, each a current-thread runtime) to spread actors over by stream; 0 runs
     /// them on the arbiter of the thread that creates the registry.
     pub arbiters: usize,
@@ -52,6 +55,7 @@ impl Default for RegistryConfig {
         Self {
             mailbox_capacity: 64,
             idle_after: Some(Duration::from_secs(600)),
+            finished_linger: super::shell::FINISHED_LINGER,
             arbiters: 0,
         }
     }
@@ -332,6 +336,7 @@ impl<A: Aggregate> Registry<A> {
             capacity,
             self.inner.config.idle_after,
         )
+        .finished_linger(self.inner.config.finished_linger)
         .seeded(self.inner.services.seed_of(&instance.stream))
         .on_stop(move || {
             if let Some(inner) = weak.upgrade() {

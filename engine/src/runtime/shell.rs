@@ -40,6 +40,12 @@ type Step<A, T> = LocalBoxActorFuture<AggregateActor<A>, T>;
 /// An actor is idle after this many idle-check ticks in a row without a command.
 const IDLE_TICKS: u32 = 4;
 
+/// How long the actor of a finished instance ([`Aggregate::finished`]) waits for a late command
+/// before it stops, unless told otherwise ([`AggregateActor::finished_linger`]): long enough
+/// for the stragglers of its last exchange (a BYE crossing the end of a call) to find it, short
+/// enough that a busy engine keeps only the last seconds' ended calls in memory.
+pub(super) const FINISHED_LINGER: Duration = Duration::from_secs(2);
+
 /// The actix actor of one aggregate instance.
 pub struct AggregateActor<A: Aggregate> {
     instance: Instance,
@@ -61,6 +67,9 @@ pub struct AggregateActor<A: Aggregate> {
     served: u64,
     served_at_last_tick: u64,
     idle_ticks: u32,
+    finished_linger: Duration,
+    /// The stop of a finished instance, scheduled after `finished_linger`.
+    finishing: Option<SpawnHandle>,
     on_stop: Option<Box<dyn FnOnce() + Send>>,
 }
 
@@ -123,6 +132,8 @@ impl<A: Aggregate> AggregateActor<A> {
             served: 0,
             served_at_last_tick: 0,
             idle_ticks: 0,
+            finished_linger: FINISHED_LINGER,
+            finishing: None,
             on_stop: None,
         }
     }
@@ -138,6 +149,13 @@ impl<A: Aggregate> AggregateActor<A> {
             self.ready = true;
             self.seeded = true;
         }
+        self
+    }
+
+    /// Stops a finished instance after `linger` without a command instead of
+    /// [`FINISHED_LINGER`].
+    pub fn finished_linger(mut self, linger: Duration) -> Self {
+        self.finished_linger = linger;
         self
     }
 
@@ -431,14 +449,17 @@ impl<A: Aggregate> AggregateActor<A> {
         tracing::debug!(stream = %self.stream(), at = %deadline.at, command = ?deadline.command,
             "deadline due");
         let run = self.run(Execute::new(deadline.command));
-        ctx.wait(run.map(|reply, act, _| match reply {
-            Ok(_) => {}
-            Err(ExecuteError::Rejected(r)) => {
-                tracing::debug!(stream = %act.stream(), rejection = %r, "deadline command rejected")
+        ctx.wait(run.map(|reply, act, ctx| {
+            match reply {
+                Ok(_) => {}
+                Err(ExecuteError::Rejected(r)) => {
+                    tracing::debug!(stream = %act.stream(), rejection = %r, "deadline command rejected")
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %act.stream(), error = %e, "deadline command failed")
+                }
             }
-            Err(e) => {
-                tracing::warn!(stream = %act.stream(), error = %e, "deadline command failed")
-            }
+            act.stop_when_finished(ctx);
         }));
     }
 
@@ -472,6 +493,28 @@ impl<A: Aggregate> AggregateActor<A> {
             version: self.version,
             outcome,
         }
+    }
+
+    /// Once the instance is finished and holds no deadlines, schedules its stop after the
+    /// finished linger; a command in the meantime postpones it.
+    fn stop_when_finished(&mut self, ctx: &mut Context<Self>) {
+        if self.finishing.is_some() || !self.ready || self.pending_deadlines > 0 {
+            return;
+        }
+        let finished = catch_unwind(AssertUnwindSafe(|| self.state.finished())).unwrap_or(false);
+        if !finished {
+            return;
+        }
+        let served = self.served;
+        self.finishing = Some(ctx.run_later(self.finished_linger, move |act, ctx| {
+            act.finishing = None;
+            if act.served == served && act.pending_deadlines == 0 {
+                tracing::debug!(stream = %act.stream(), "finished; stopping");
+                ctx.stop();
+            } else {
+                act.stop_when_finished(ctx);
+            }
+        }));
     }
 
     fn idle_tick(&mut self, ctx: &mut Context<Self>) {
@@ -514,7 +557,14 @@ impl<A: Aggregate> Handler<Execute<A>> for AggregateActor<A> {
     type Result = AtomicResponse<Self, Reply<A>>;
 
     fn handle(&mut self, msg: Execute<A>, _: &mut Self::Context) -> Self::Result {
-        AtomicResponse::new(self.run(msg))
+        AtomicResponse::new(
+            self.run(msg)
+                .map(|reply, act, ctx| {
+                    act.stop_when_finished(ctx);
+                    reply
+                })
+                .boxed_local(),
+        )
     }
 }
 
@@ -529,9 +579,10 @@ impl<A: Aggregate> Handler<Submit<A>> for AggregateActor<A> {
         } = msg;
         AtomicResponse::new(
             self.run(execute)
-                .map(move |result, _, _| {
+                .map(move |result, act, ctx| {
                     let _ = reply.send(result);
                     drop(permit);
+                    act.stop_when_finished(ctx);
                 })
                 .boxed_local(),
         )

@@ -3,6 +3,7 @@
 //! `engine/tests/runtime.rs`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use events::log::memory::MemoryLog;
@@ -89,6 +90,11 @@ impl Aggregate for Keypad {
                 }])
             }
         }
+    }
+
+    /// A keypad is done once `#` was pressed.
+    fn finished(&self) -> bool {
+        self.digits.ends_with('#')
     }
 
     fn evolve(&mut self, event: &CallEvent, at: DateTime<Utc>) {
@@ -185,6 +191,52 @@ async fn commands_append_in_order_and_fold() {
     let stored = log.read_stream(&stream(), 0, 10).await.unwrap();
     assert_eq!(stored.len(), 3);
     assert!(stored.iter().map(|e| e.version).eq(1..=3));
+}
+
+#[actix::test]
+async fn a_finished_instance_stops_after_its_linger_and_a_late_command_rebuilds_it() {
+    let log = Arc::new(MemoryLog::new());
+    let clock = Arc::new(ManualClock::new(t0()));
+    let services = Services::new(log.clone(), clock, Arc::new(SeededIds::new(1)), 64);
+    let linger = Duration::from_millis(150);
+    let config = RegistryConfig {
+        finished_linger: linger,
+        ..RegistryConfig::default()
+    };
+    let registry = Registry::<Keypad>::new(services, config);
+    let keypad = Instance::new(stream());
+
+    registry
+        .execute(&keypad, Execute::new(Key::Press('1')))
+        .await
+        .unwrap();
+    tokio::time::sleep(linger * 2).await;
+    assert!(registry.is_live(&stream()), "an unfinished instance stays");
+
+    registry
+        .execute(&keypad, Execute::new(Key::Press('#')))
+        .await
+        .unwrap();
+    // A command within the linger postpones the stop.
+    tokio::time::sleep(linger / 2).await;
+    registry
+        .execute(&keypad, Execute::new(Key::Nothing))
+        .await
+        .unwrap();
+    tokio::time::sleep(linger * 3 / 4).await;
+    assert!(registry.is_live(&stream()), "a command postponed the stop");
+    tokio::time::sleep(linger).await;
+    assert!(!registry.is_live(&stream()), "stopped after the linger");
+    assert_eq!(registry.live(), 0, "and forgotten");
+
+    // A late command finds the whole history.
+    let late = registry
+        .execute(&keypad, Execute::new(Key::Press('2')))
+        .await
+        .unwrap();
+    assert_eq!(late.version, 3);
+    let stored = log.read_stream(&stream(), 0, 10).await.unwrap();
+    assert_eq!(stored.len(), 3);
 }
 
 #[actix::test]

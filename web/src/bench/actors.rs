@@ -121,6 +121,7 @@ fn measure(
         arbiters,
         mailbox_capacity: 16,
         idle_after: Some(Duration::from_secs(600)),
+        ..RegistryConfig::default()
     };
     let path = scratch.0.join("bench.db");
     let system = actix_web::rt::System::new();
