@@ -214,8 +214,12 @@ fn configure(conn: &Connection, target: &str, fsync_every_commit: bool) -> Resul
             detail: format!("could not switch to WAL mode (got {mode})"),
         });
     }
+    // SQLite's default page cache (2 MB) holds the pages appends and live reads touch (the
+    // ends of the table and its indexes). A larger one costs at every commit: SQLite walks the
+    // cache's hash table when a write transaction ends, and a reader clears its cache whenever
+    // another connection wrote (measured at 1,000 calls/s: 32 MB cost 6 % more CPU).
     conn.execute_batch(&format!(
-        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32000;"
+        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-2000;"
     ))
     .map_err(|e| sql_err(target, e))
 }
