@@ -74,6 +74,33 @@ pub trait Aggregate: Clone + Default + fmt::Debug + Send + 'static {
     }
 }
 
+/// Decides `first`, then each of `rest` on the state the earlier ones leave (their events
+/// folded at `now`): what one append of all of them records. A refusal of any refuses them all.
+pub fn decide_all<'c, A: Aggregate>(
+    state: &A,
+    first: &A::Command,
+    rest: impl IntoIterator<Item = &'c A::Command>,
+    now: DateTime<Utc>,
+) -> Result<Vec<A::Event>, A::Rejection> {
+    let mut events = state.decide(first, now)?;
+    let mut rest = rest.into_iter().peekable();
+    if rest.peek().is_none() {
+        return Ok(events);
+    }
+    let mut state = state.clone();
+    for e in &events {
+        state.evolve(e, now);
+    }
+    for command in rest {
+        let more = state.decide(command, now)?;
+        for e in &more {
+            state.evolve(e, now);
+        }
+        events.extend(more);
+    }
+    Ok(events)
+}
+
 /// A timer held in state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deadline<C> {

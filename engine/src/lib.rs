@@ -17,5 +17,5 @@ pub mod runtime;
 pub mod testing;
 pub mod voicemail;
 
-pub use aggregate::{Aggregate, Deadline, stamp};
+pub use aggregate::{Aggregate, Deadline, decide_all, stamp};
 pub use events;

@@ -254,11 +254,9 @@ async fn a_callee_in_dnd_is_busy_and_never_rung() {
     );
     assert_eq!(parts_of(&events, "1003"), vec![]);
     assert_eq!(lines_of(&events, "1003"), vec![]);
-    assert_eq!(parts_of(&events, "1002"), vec![Part::Calling, Part::Ended]);
-    assert_eq!(
-        lines_of(&events, "1002"),
-        vec![LineState::Calling, LineState::Idle]
-    );
+    // Refused in the same append that offered it: the caller's line never showed the call.
+    assert_eq!(parts_of(&events, "1002"), vec![]);
+    assert_eq!(lines_of(&events, "1002"), vec![]);
     // The panel shows 1003 busy (DND) throughout; it never rang.
     assert_eq!(panel_story(&h, &call, "1003").await, ["Busy []"]);
     assert_eq!(
@@ -356,10 +354,8 @@ async fn call_waiting_off_makes_an_extension_on_a_call_busy() {
         lines_of(&events, "1003"),
         vec![LineState::Ringing, LineState::OnCall, LineState::Idle]
     );
-    assert_eq!(
-        lines_of(&events, "1002"),
-        vec![LineState::Calling, LineState::Idle]
-    );
+    // Refused in the same append that offered it: 1002's line never showed the call.
+    assert_eq!(lines_of(&events, "1002"), vec![]);
 }
 
 #[actix::test]

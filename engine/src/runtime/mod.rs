@@ -69,6 +69,9 @@ impl Instance {
 #[derive(Debug, Clone)]
 pub struct Execute<A: Aggregate> {
     pub command: A::Command,
+    /// Commands decided after `command`, each on the state the earlier ones leave, and recorded
+    /// with it in one append: all of them or, if any is refused, none.
+    pub then: Vec<A::Command>,
     pub causation_id: Option<EventId>,
     pub correlation_id: Option<CorrelationId>,
 }
@@ -77,9 +80,16 @@ impl<A: Aggregate> Execute<A> {
     pub fn new(command: A::Command) -> Self {
         Self {
             command,
+            then: Vec::new(),
             causation_id: None,
             correlation_id: None,
         }
+    }
+
+    /// Adds `command` to be decided after the ones before it, in the same append.
+    pub fn then(mut self, command: A::Command) -> Self {
+        self.then.push(command);
+        self
     }
 
     pub fn caused_by(mut self, event: EventId) -> Self {

@@ -30,7 +30,7 @@ use events::{
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::{Execute, ExecuteError, Executed, Folded, Instance, Services};
-use crate::aggregate::{Aggregate, Deadline, stamp};
+use crate::aggregate::{Aggregate, Deadline, decide_all, stamp};
 
 /// What a command gets back.
 pub(super) type Reply<A> = Result<Executed, ExecuteError<<A as Aggregate>::Rejection>>;
@@ -231,7 +231,7 @@ impl<A: Aggregate> AggregateActor<A> {
     fn decide(&self, execute: &Execute<A>) -> Decided<A> {
         let now = self.services.clock.now();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let events = self.state.decide(&execute.command, now)?;
+            let events = decide_all(&*self.state, &execute.command, &execute.then, now)?;
             Ok(self.encode(events, execute, now))
         }));
         match outcome {

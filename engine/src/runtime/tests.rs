@@ -240,6 +240,39 @@ async fn a_finished_instance_stops_after_its_linger_and_a_late_command_rebuilds_
 }
 
 #[actix::test]
+async fn commands_executed_together_are_one_append_or_none() {
+    let (log, registry) = setup();
+    let keypad = Instance::new(stream());
+    let refused = registry
+        .execute(
+            &keypad,
+            Execute::new(Key::Press('1'))
+                .then(Key::Press('2'))
+                .then(Key::Refuse),
+        )
+        .await;
+    assert!(matches!(refused, Err(ExecuteError::Rejected(Refused))));
+    assert!(log.read_stream(&stream(), 0, 10).await.unwrap().is_empty());
+
+    let together = registry
+        .execute(&keypad, Execute::new(Key::Press('1')).then(Key::Twice('2')))
+        .await
+        .unwrap();
+    assert_eq!((together.events, together.version), (3, 3));
+    let outcome = together.outcome.expect("appended");
+    assert_eq!(
+        (outcome.first_position.0, outcome.last_position.0),
+        (1, 3),
+        "one append"
+    );
+    let reported = registry
+        .execute(&keypad, Execute::new(Key::Report))
+        .await
+        .unwrap();
+    assert_eq!(reported.version, 4);
+}
+
+#[actix::test]
 async fn rejections_and_empty_decisions_write_nothing() {
     let (log, registry) = setup();
     let keypad = Instance::new(stream());

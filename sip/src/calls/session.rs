@@ -162,6 +162,11 @@ pub(crate) struct Session {
     /// The caller, as the callees see it.
     presented: Presented,
     max_forwards: u32,
+    /// The caller's offer, not recorded yet: it goes in one append with the first command
+    /// routing makes (the callee's `Ring`, or the `Terminate` of a declined call).
+    deferred: Option<CallCommand>,
+    /// The status for the caller if recording the offer failed.
+    offer_failed: Option<u16>,
 }
 
 fn sdp_type() -> Vec<Header> {
@@ -215,6 +220,8 @@ impl Session {
             states_tx: states.0,
             presented,
             max_forwards,
+            deferred: None,
+            offer_failed: None,
         }
     }
 
@@ -279,18 +286,17 @@ impl Session {
             trunk: None,
             requested_by: None,
         };
-        if let Err(e) = self.execute(offer).await {
-            let status = match e {
-                ExecuteError::Rejected(_) | ExecuteError::Panicked { .. } => 500,
-                _ => 503,
-            };
+        self.deferred = Some(offer);
+        self.route_and_ring(&admitted.dialled).await;
+        if self.deferred.take().is_some() {
+            // Not even the offer could be recorded.
+            let status = self.offer_failed.unwrap_or(503);
             if let CallerKind::Incoming { dialog, .. } = &self.caller.kind {
                 let _ = dialog.reject(Some(StatusCode::from(status)), None);
             }
             self.end();
             return;
         }
-        self.route_and_ring(&admitted.dialled).await;
         self.serve().await;
     }
 
@@ -445,11 +451,26 @@ impl Session {
 
     /// Runs one command, then folds the stream back and tells the extensions.
     async fn execute(&mut self, command: CallCommand) -> Result<(), ExecuteError<CallRejection>> {
-        let build = |c: &CallCommand| Execute::new(c.clone()).correlated(self.correlation);
+        let deferred = self.deferred.take();
+        let build = |c: &CallCommand| {
+            match &deferred {
+                Some(first) => Execute::new(first.clone()).then(c.clone()),
+                None => Execute::new(c.clone()),
+            }
+            .correlated(self.correlation)
+        };
         let calls = &self.shared.calls;
         let mut outcome = calls.try_execute(&self.instance, build(&command)).await;
         if matches!(outcome, Err(ExecuteError::Overloaded { .. })) {
             outcome = calls.execute(&self.instance, build(&command)).await;
+        }
+        if let (Some(offer), Err(e)) = (deferred, &outcome) {
+            // The offer goes with the next command instead.
+            self.offer_failed = Some(match e {
+                ExecuteError::Rejected(_) | ExecuteError::Panicked { .. } => 500,
+                _ => 503,
+            });
+            self.deferred = Some(offer);
         }
         let at_least = match &outcome {
             Ok(executed) => executed.version,
