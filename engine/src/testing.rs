@@ -22,7 +22,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use events::ids::{CallId, DepartmentId, ExtensionNumber, LegId, PhoneNumber, UserId};
 use events::model::{CallOrigin, Direction, LegRole, Party};
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, decide_all};
 use crate::call::{CallCommand, RingContact};
 
 /// Extension `ext` as a party: user `ext` of `sales`, named `User <ext>`.
@@ -138,15 +138,26 @@ impl<A: Aggregate> Scenario<A> {
 
     /// Decides `command` against the current state.
     pub fn when(self, command: A::Command) -> Outcome<A> {
-        let result = self.state.decide(&command, self.now);
-        let again = self.state.clone().decide(&command, self.now);
+        self.when_all([command])
+    }
+
+    /// Decides `commands` in turn, as one `Execute` with `then` does: one after the other on the
+    /// state the earlier ones leave, recorded together or, if any is refused, not at all.
+    ///
+    /// # Panics
+    /// When `commands` is empty.
+    pub fn when_all(self, commands: impl IntoIterator<Item = A::Command>) -> Outcome<A> {
+        let commands: Vec<A::Command> = commands.into_iter().collect();
+        let (first, rest) = commands.split_first().expect("at least one command");
+        let result = decide_all(&self.state, first, rest, self.now);
+        let again = decide_all(&self.state.clone(), first, rest, self.now);
         assert_eq!(
             result, again,
             "decide gave two different answers for the same state, command and time"
         );
         Outcome {
             scenario: self,
-            command,
+            commands,
             result,
         }
     }
@@ -156,7 +167,7 @@ impl<A: Aggregate> Scenario<A> {
 #[derive(Debug)]
 pub struct Outcome<A: Aggregate> {
     scenario: Scenario<A>,
-    command: A::Command,
+    commands: Vec<A::Command>,
     result: Result<Vec<A::Event>, A::Rejection>,
 }
 
@@ -168,19 +179,19 @@ impl<A: Aggregate> Outcome<A> {
         let expected: Vec<A::Event> = expected.into_iter().collect();
         let Outcome {
             scenario,
-            command,
+            commands,
             result,
         } = self;
         match result {
             Ok(events) => {
                 assert_eq!(
                     events, expected,
-                    "command {command:?} produced other events than expected"
+                    "command {commands:?} produced other events than expected"
                 );
                 apply(scenario, events)
             }
             Err(r) => panic!(
-                "command {command:?} was rejected ({r}) but events were expected: {expected:?}"
+                "command {commands:?} was rejected ({r}) but events were expected: {expected:?}"
             ),
         }
     }
@@ -190,7 +201,7 @@ impl<A: Aggregate> Outcome<A> {
     pub fn accepted(self) -> Scenario<A> {
         match self.result {
             Ok(events) => apply(self.scenario, events),
-            Err(r) => panic!("command {:?} was rejected: {r}", self.command),
+            Err(r) => panic!("command {:?} was rejected: {r}", self.commands),
         }
     }
 
@@ -202,7 +213,7 @@ impl<A: Aggregate> Outcome<A> {
                 let produced = events.clone();
                 (produced, apply(self.scenario, events))
             }
-            Err(r) => panic!("command {:?} was rejected: {r}", self.command),
+            Err(r) => panic!("command {:?} was rejected: {r}", self.commands),
         }
     }
 
@@ -211,12 +222,12 @@ impl<A: Aggregate> Outcome<A> {
     pub fn then_rejected(self, expected: A::Rejection) -> Scenario<A> {
         match self.result {
             Err(r) => {
-                assert_eq!(r, expected, "command {:?}", self.command);
+                assert_eq!(r, expected, "command {:?}", self.commands);
                 self.scenario
             }
             Ok(events) => panic!(
                 "command {:?} was accepted with {events:?}, expected rejection {expected}",
-                self.command
+                self.commands
             ),
         }
     }

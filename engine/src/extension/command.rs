@@ -89,11 +89,6 @@ pub enum ExtensionCommand {
         call: CallId,
         state: ExtensionCallState,
     },
-    /// Several `CallLegStateObserved` at once, in order (calls reported while the extension was
-    /// busy with an earlier one): decided one after the other, appended together.
-    CallLegStatesObserved {
-        observed: Vec<(CallId, ExtensionCallState)>,
-    },
 }
 
 /// An entry of the directory's presence-state list, with its type copied along.

@@ -53,24 +53,6 @@ pub(super) fn decide(
     use ExtensionCommand as C;
     use ExtensionEvent as E;
 
-    if let C::CallLegStatesObserved { observed } = command {
-        // Each observation as its own command would decide it, on the state the earlier ones
-        // leave behind.
-        let mut state = ext.clone();
-        let mut events = Vec::new();
-        for (call, observed) in observed {
-            let single = C::CallLegStateObserved {
-                call: *call,
-                state: *observed,
-            };
-            for event in decide(&state, &single, now)? {
-                state.evolve(&event, now);
-                events.push(event);
-            }
-        }
-        return Ok(events);
-    }
-
     if let C::Provision {
         extension,
         user,
@@ -224,8 +206,6 @@ pub(super) fn decide(
                 }]
             }
         }
-        // Decided observation by observation at the top.
-        C::CallLegStatesObserved { .. } => Vec::new(),
         C::CallLegStateObserved { call, state } => {
             let known = ext.calls.get(call);
             if known == Some(state) || (known.is_none() && *state == ExtensionCallState::Ended) {

@@ -708,11 +708,14 @@ fn call_waiting_is_on_by_default_and_can_be_turned_off() {
 #[test]
 fn observations_reported_together_are_decided_one_after_the_other() {
     use ExtensionCallState::*;
-    let batch = |observed: &[(u32, ExtensionCallState)]| ExtensionCommand::CallLegStatesObserved {
-        observed: observed.iter().map(|(n, s)| (call(*n), *s)).collect(),
+    let batch = |observed: &[(u32, ExtensionCallState)]| {
+        observed
+            .iter()
+            .map(|(n, s)| observe(*n, *s))
+            .collect::<Vec<_>>()
     };
     given::<Extension>(online())
-        .when(batch(&[
+        .when_all(batch(&[
             (1, Ringing),
             (1, Ringing),
             (1, Answered),
@@ -731,15 +734,13 @@ fn observations_reported_together_are_decided_one_after_the_other() {
                 vec![call(1), call(2)],
             ),
         ])
-        .when(batch(&[(2, Ended), (1, Ended)]))
+        .when_all(batch(&[(2, Ended), (1, Ended)]))
         .then([
             observed(2, Ended),
             line(LineState::OnCall, DeviceState::InUse, vec![call(1)]),
             observed(1, Ended),
             line(LineState::Idle, DeviceState::NotInUse, vec![]),
-        ])
-        .when(batch(&[]))
-        .then_nothing();
+        ]);
 }
 
 #[test]

@@ -614,7 +614,7 @@ pub struct EngineThread {
 impl EngineThread {
     /// Runs `start` on the engine's thread and returns what its future produced: whatever that
     /// future spawns with `tokio::spawn` runs on the engine's thread too, beside the actors
-    /// (see `serve --co-locate`). `None` if the thread has stopped.
+    /// (`serve --sip-thread engine`). `None` if the thread has stopped.
     pub async fn run_on<F, Fut, T>(&self, start: F) -> Option<T>
     where
         F: FnOnce() -> Fut + Send + 'static,

@@ -178,22 +178,29 @@ impl<A: Aggregate> AggregateActor<A> {
         &self.instance.stream
     }
 
-    /// One command, from the mailbox or from a deadline.
+    /// One command, from the mailbox or from a deadline; afterwards a finished instance's stop
+    /// is scheduled.
     fn run(&mut self, execute: Execute<A>) -> Step<A, Reply<A>> {
         self.served += 1;
-        if self.ready {
-            return self.attempt(execute, true);
-        }
-        self.rebuild()
-            .then(move |rebuilt, act, _| match rebuilt {
-                Ok(()) => act.attempt(execute, true),
-                Err(reason) => fut::ready(Err(ExecuteError::Unavailable {
-                    stream: act.stream().clone(),
-                    reason,
-                }))
-                .boxed_local(),
-            })
-            .boxed_local()
+        let step = if self.ready {
+            self.attempt(execute, true)
+        } else {
+            self.rebuild()
+                .then(move |rebuilt, act, _| match rebuilt {
+                    Ok(()) => act.attempt(execute, true),
+                    Err(reason) => fut::ready(Err(ExecuteError::Unavailable {
+                        stream: act.stream().clone(),
+                        reason,
+                    }))
+                    .boxed_local(),
+                })
+                .boxed_local()
+        };
+        step.map(|reply, act, ctx| {
+            act.stop_when_finished(ctx);
+            reply
+        })
+        .boxed_local()
     }
 
     /// Decides, appends and folds; on a stale version, catches up and tries once more.
@@ -449,17 +456,14 @@ impl<A: Aggregate> AggregateActor<A> {
         tracing::debug!(stream = %self.stream(), at = %deadline.at, command = ?deadline.command,
             "deadline due");
         let run = self.run(Execute::new(deadline.command));
-        ctx.wait(run.map(|reply, act, ctx| {
-            match reply {
-                Ok(_) => {}
-                Err(ExecuteError::Rejected(r)) => {
-                    tracing::debug!(stream = %act.stream(), rejection = %r, "deadline command rejected")
-                }
-                Err(e) => {
-                    tracing::warn!(stream = %act.stream(), error = %e, "deadline command failed")
-                }
+        ctx.wait(run.map(|reply, act, _| match reply {
+            Ok(_) => {}
+            Err(ExecuteError::Rejected(r)) => {
+                tracing::debug!(stream = %act.stream(), rejection = %r, "deadline command rejected")
             }
-            act.stop_when_finished(ctx);
+            Err(e) => {
+                tracing::warn!(stream = %act.stream(), error = %e, "deadline command failed")
+            }
         }));
     }
 
@@ -557,14 +561,7 @@ impl<A: Aggregate> Handler<Execute<A>> for AggregateActor<A> {
     type Result = AtomicResponse<Self, Reply<A>>;
 
     fn handle(&mut self, msg: Execute<A>, _: &mut Self::Context) -> Self::Result {
-        AtomicResponse::new(
-            self.run(msg)
-                .map(|reply, act, ctx| {
-                    act.stop_when_finished(ctx);
-                    reply
-                })
-                .boxed_local(),
-        )
+        AtomicResponse::new(self.run(msg))
     }
 }
 
@@ -579,10 +576,9 @@ impl<A: Aggregate> Handler<Submit<A>> for AggregateActor<A> {
         } = msg;
         AtomicResponse::new(
             self.run(execute)
-                .map(move |result, act, ctx| {
+                .map(move |result, _, _| {
                     let _ = reply.send(result);
                     drop(permit);
-                    act.stop_when_finished(ctx);
                 })
                 .boxed_local(),
         )

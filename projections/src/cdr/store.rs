@@ -1,6 +1,7 @@
 //! Where CDRs live: beside the log, in a SQLite file next to the log's (see [`cdr_file`]) or the
 //! PostgreSQL database, or in memory for a `memory:` log. Every store keeps three things and
-//! writes them in one transaction per [`CdrCommit`]: the finished rows, the fold's state for calls in progress, and the checkpoint.
+//! writes them in one transaction per [`CdrCommit`]: the finished rows, the fold's state for
+//! calls in progress, and the checkpoint.
 //! A row's key is (call, leg): inserting one twice is an error, never a silent duplicate.
 //!
 //! Stores are cheap to clone (shared handles), so the web layer can query while the projection

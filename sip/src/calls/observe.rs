@@ -60,8 +60,8 @@ struct Pending {
 
 /// What waits to be told to each extension. An extension with an entry has a reporter task
 /// running for it; the task takes everything queued at once, so an extension in many calls (an
-/// operator, a queue's agent, a busy line) gets one command, and one append, per round instead
-/// of one per call.
+/// operator, a queue's agent, a busy line) gets one `Execute` (one command per call, chained
+/// with `then`), and one append, per round instead of one per call.
 #[derive(Debug, Default)]
 pub(crate) struct Reports {
     queued: Mutex<HashMap<StreamId, Vec<Pending>>>,
@@ -123,17 +123,20 @@ async fn tell(reports: Arc<Reports>, extensions: Registry<Extension>, instance: 
                 }
             }
         };
-        let execute = match round.as_slice() {
-            [one] => Execute::<Extension>::new(ExtensionCommand::CallLegStateObserved {
-                call: one.call,
-                state: one.state,
-            })
-            .correlated(one.correlation),
-            // Several calls' news: no one correlation is theirs.
-            many => Execute::new(ExtensionCommand::CallLegStatesObserved {
-                observed: many.iter().map(|p| (p.call, p.state)).collect(),
-            }),
+        // One command per call's news, decided in turn and appended together.
+        let told = |p: &Pending| ExtensionCommand::CallLegStateObserved {
+            call: p.call,
+            state: p.state,
         };
+        let Some((first, rest)) = round.split_first() else {
+            continue;
+        };
+        let mut execute = Execute::<Extension>::new(told(first));
+        execute.then = rest.iter().map(told).collect();
+        if rest.is_empty() {
+            // Several calls' news have no one correlation.
+            execute = execute.correlated(first.correlation);
+        }
         match extensions.execute(&instance, execute).await {
             Ok(_) | Err(ExecuteError::Rejected(ExtensionRejection::NotProvisioned)) => {}
             Err(e) => {

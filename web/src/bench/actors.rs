@@ -5,8 +5,6 @@
 //! command decides, appends durably with its expected version, folds and publishes: the figure is
 //! events made durable per second of wall time, over a fresh log in a temporary directory.
 
-use std::time::Duration;
-
 use anyhow::{Context, bail};
 use engine::extension::{Extension, ExtensionCommand, PresenceChoice};
 use engine::runtime::{Instance, RegistryConfig, Throughput, measure_sqlite};
@@ -120,7 +118,6 @@ fn measure(
     let config = RegistryConfig {
         arbiters,
         mailbox_capacity: 16,
-        idle_after: Some(Duration::from_secs(600)),
         ..RegistryConfig::default()
     };
     let path = scratch.0.join("bench.db");
