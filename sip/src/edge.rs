@@ -1,7 +1,10 @@
 //! The SIP edge as a running service: it starts the stack, takes each new server transaction,
 //! bounds how many are handled at once (503 beyond), and dispatches: an INVITE outside a dialog
 //! goes to the call edge (`calls`), any request inside one to its dialog (481 when there is
-//! none), OPTIONS is answered 200, REGISTER goes to the registrar, everything else is 405. A task
+//! none), everything else is 405. REGISTER and OPTIONS outside a dialog never become
+//! transactions: the ingress hands them over as they are, and they are answered statelessly
+//! within the same bound (REGISTER by the registrar, OPTIONS with 200), a retransmission over
+//! UDP getting the first answer again (`answers`). A task
 //! logs the security summary periodically; another follows the call actors' feed for the
 //! sessions. SIP over WebSocket feeds the same endpoint through a channel connection from the
 //! HTTP server ([`SipEdge::websocket`]), so it meets the same ingress checks; when such a flow
@@ -16,13 +19,15 @@ use engine::runtime::{Engine, Registry};
 use events::ids::{CallId, ExtensionNumber, PhoneNumber, TenantId, UserId};
 use events::{Clock, IdGen};
 use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::sip::{Header, Method, StatusCode};
+use rsipstack::sip::{Header, Method, Request, StatusCode, Transport};
 use rsipstack::transaction::TransactionReceiver;
 use rsipstack::transaction::transaction::Transaction;
 use tokio::sync::Semaphore;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::SipError;
 use crate::accounts::Accounts;
+use crate::answers::{self, Answers, Seen};
 use crate::auth::Authenticator;
 use crate::bindings::Bindings;
 use crate::calls::{self, ClickToCallError};
@@ -31,7 +36,7 @@ use crate::digest::{DigestAlgorithm, Nonces};
 use crate::ratelimit::FloodGuard;
 use crate::registrar;
 use crate::stats::{SecurityStats, Stats};
-use crate::transport::{self, Shared, Stack, connection_transport, event_transport};
+use crate::transport::{self, Outside, Shared, Stack, connection_transport, event_transport};
 use crate::websocket::WebSocketAcceptor;
 
 /// Methods answered.
@@ -67,6 +72,8 @@ pub(crate) struct Core {
     pub(crate) ids: Arc<dyn IdGen>,
     /// Which extensions registered over each open WebSocket flow.
     pub(crate) flows: registrar::Flows,
+    /// The stateless answers kept for retransmissions.
+    pub(crate) answers: Answers,
 }
 
 impl std::fmt::Debug for Core {
@@ -159,6 +166,7 @@ impl SipEdge {
             stats.clone(),
         );
         let (ended, closed_flows) = tokio::sync::mpsc::unbounded_channel();
+        let (outside, outside_requests) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             guard: guard.clone(),
             stats: stats.clone(),
@@ -167,6 +175,7 @@ impl SipEdge {
             user_agent: config.user_agent.clone(),
             max_tcp_per_ip: config.max_tcp_connections_per_ip,
             ended,
+            outside,
         });
         let (stack, incoming) = transport::start(&config, shared).await?;
         let bindings = Arc::new(Bindings::of(&extensions));
@@ -192,17 +201,16 @@ impl SipEdge {
             clock,
             ids,
             flows: registrar::Flows::default(),
+            answers: Answers::new(answers::KEEP),
         });
         tokio::spawn(registrar::unbind_closed_flows(
             core.clone(),
             closed_flows,
             stack.cancel.child_token(),
         ));
-        tokio::spawn(dispatch(
-            core.clone(),
-            incoming,
-            Arc::new(Semaphore::new(core.config.max_in_flight.max(1))),
-        ));
+        let slots = Arc::new(Semaphore::new(core.config.max_in_flight.max(1)));
+        tokio::spawn(dispatch(core.clone(), incoming, slots.clone()));
+        tokio::spawn(dispatch_outside(core.clone(), outside_requests, slots));
         tokio::spawn(summaries(
             core.clone(),
             guard.clone(),
@@ -242,6 +250,11 @@ impl SipEdge {
     /// Server transactions in progress in the stack.
     pub fn transactions_in_progress(&self) -> usize {
         self.stack.endpoint.get_stats().running_transactions
+    }
+
+    /// Requests answered without a transaction whose answers are kept for retransmissions.
+    pub fn answers_kept(&self) -> usize {
+        self.core.answers.len()
     }
 
     /// Sources banned now.
@@ -327,6 +340,79 @@ async fn dispatch(core: Arc<Core>, mut incoming: TransactionReceiver, slots: Arc
     }
 }
 
+/// Answers each request the ingress hands over without a transaction on its own task, within
+/// the same `slots` as transactions. Over UDP, a retransmission of an authenticated request is
+/// dropped while its first copy is being answered, and gets the same datagram once it was.
+async fn dispatch_outside(
+    core: Arc<Core>,
+    mut requests: UnboundedReceiver<Outside>,
+    slots: Arc<Semaphore>,
+) {
+    while let Some(request) = requests.recv().await {
+        let Some(source) = request.source() else {
+            continue;
+        };
+        let key = if request.reliable() {
+            None
+        } else {
+            core.answers.key(&request.request, source)
+        };
+        match key.map(|k| core.answers.seen(k, std::time::Instant::now())) {
+            Some(Seen::Answering) => continue,
+            Some(Seen::Answered(datagram)) => {
+                request.repeat(&datagram).await;
+                continue;
+            }
+            Some(Seen::First) | None => {}
+        }
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            core.stats.overloaded();
+            let reply = Reply::new(503).with(Header::RetryAfter("5".into()));
+            answer(&core, &request, key, reply).await;
+            continue;
+        };
+        let core = core.clone();
+        tokio::spawn(async move {
+            let reply = reply_outside(&core, &request.request, source, request.transport()).await;
+            answer(&core, &request, key, reply).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Sends `reply` to a request outside a transaction, and keeps the datagram under `key`.
+async fn answer(core: &Core, request: &Outside, key: Option<u64>, reply: Reply) {
+    let sent = request
+        .answer(reply.status, reply.headers, &core.config.user_agent)
+        .await;
+    match (key, sent) {
+        (Some(key), Some(datagram)) => {
+            core.answers
+                .answered(key, datagram, std::time::Instant::now());
+        }
+        (Some(key), None) => core.answers.forget(key),
+        (None, _) => {}
+    }
+}
+
+/// The answer to REGISTER or OPTIONS outside a dialog, from `source` over `transport`.
+async fn reply_outside(
+    core: &Core,
+    req: &Request,
+    source: SocketAddr,
+    transport: Transport,
+) -> Reply {
+    match req.method {
+        Method::Options => Reply::new(200)
+            .with(Header::Allow(ALLOW.into()))
+            .with(Header::Accept("application/sdp".into())),
+        Method::Register => {
+            registrar::register(core, req, source, event_transport(transport)).await
+        }
+        _ => Reply::new(405).with(Header::Allow(ALLOW.into())),
+    }
+}
+
 async fn handle(core: &Core, mut tx: Transaction) {
     let method = tx.original.method;
     let in_dialog = calls::in_a_dialog(&tx.original);
@@ -337,10 +423,9 @@ async fn handle(core: &Core, mut tx: Transaction) {
         return calls::in_dialog(core, tx).await;
     }
     let reply = match method {
-        Method::Options => Reply::new(200)
-            .with(Header::Allow(ALLOW.into()))
-            .with(Header::Accept("application/sdp".into())),
-        Method::Register => {
+        // Answered outside transactions (`transport::answered_outside`); kept for a stack that
+        // hands them over anyway.
+        Method::Options | Method::Register => {
             let Some(connection) = tx.connection.as_ref() else {
                 return;
             };
@@ -350,8 +435,8 @@ async fn handle(core: &Core, mut tx: Transaction) {
             let Some(source) = source else {
                 return;
             };
-            let transport = event_transport(connection_transport(connection));
-            registrar::register(core, &tx.original, source, transport).await
+            let transport = connection_transport(connection);
+            reply_outside(core, &tx.original, source, transport).await
         }
         Method::Bye | Method::Update | Method::Info | Method::PRack => Reply::new(481),
         _ => Reply::new(405).with(Header::Allow(ALLOW.into())),

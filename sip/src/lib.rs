@@ -23,9 +23,12 @@
 //!   and click-to-call;
 //! - [`websocket`]: SIP over WebSocket, a connection the HTTP server upgrades
 //!   ([`WebSocketAcceptor`]);
-//! - `edge`: the running service ([`SipEdge`]); `stats`: the counters and summary line.
+//! - `edge`: the running service ([`SipEdge`]); `answers`: what it keeps of the requests it
+//!   answers without a transaction (REGISTER, OPTIONS), for their retransmissions; `stats`: the
+//!   counters and summary line.
 
 pub mod accounts;
+mod answers;
 mod auth;
 mod bindings;
 mod calls;

@@ -15,6 +15,12 @@
 //!    against the packet budget, requests must pass [`sanity::check_request`]; a refused one is
 //!    answered statelessly to the address it came from (never to a Via a spoofer chose) and
 //!    dropped before a transaction exists.
+//! 3. A request that passed and needs no transaction (REGISTER, and OPTIONS outside a dialog:
+//!    [`answered_outside`]) is handed to the edge as an [`Outside`] instead of becoming one,
+//!    and answered statelessly to its source, as Kamailio's `sl` module answers a registrar's
+//!    requests. A server transaction would keep every answer for 32 s as a parsed message with
+//!    its timers and channel; the edge keeps only the bytes of what it must repeat
+//!    (`answers`).
 //!
 //! A WebSocket flow is a `ChannelConnection` whose address is the browser's (`WS` or `WSS`):
 //! the transport layer caches it under that address, so a request to a contact registered over
@@ -29,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use events::Clock;
 use rsipstack::platform::CancellationToken;
-use rsipstack::sip::{Header, Request, Response, SipMessage, StatusCode, Transport};
+use rsipstack::sip::{Header, HeadersExt, Request, Response, SipMessage, StatusCode, Transport};
 use rsipstack::transaction::endpoint::{EndpointInnerRef, TransportEventInspector};
 use rsipstack::transaction::{EndpointBuilder, TransactionReceiver};
 use rsipstack::transport::channel::ChannelConnection;
@@ -42,7 +48,7 @@ use crate::SipError;
 use crate::auth::warning;
 use crate::config::{Limits, SipConfig};
 use crate::ratelimit::{FloodGuard, Verdict};
-use crate::sanity::{self, Datagram, RejectKind, Rejection};
+use crate::sanity::{self, Datagram, RejectKind};
 use crate::stats::Stats;
 
 /// The running stack: the endpoint, where it listens, and what stops it.
@@ -75,6 +81,8 @@ pub(crate) struct Shared {
     /// Told of every SIP over WebSocket flow that closed: the browser's address, which is the
     /// `source` of whatever registered over it.
     pub(crate) ended: tokio::sync::mpsc::UnboundedSender<SocketAddr>,
+    /// Where requests answered without a transaction go ([`answered_outside`]).
+    pub(crate) outside: tokio::sync::mpsc::UnboundedSender<Outside>,
 }
 
 impl Shared {
@@ -539,6 +547,16 @@ impl Ingress {
             return Some(TransportEvent::Incoming(msg, connection, from));
         };
         match sanity::check_request(&req, connection_transport(&connection), &shared.limits) {
+            Ok(()) if answered_outside(&req) => {
+                let outside = Outside {
+                    request: req,
+                    connection,
+                    from,
+                };
+                // Closed only when the edge stops.
+                let _ = shared.outside.send(outside);
+                None
+            }
             Ok(()) => Some(TransportEvent::Incoming(
                 SipMessage::Request(req),
                 connection,
@@ -547,7 +565,12 @@ impl Ingress {
             Err(rejection) => {
                 shared.refuse(source.ip(), rejection.kind);
                 if req.method != rsipstack::sip::Method::Ack {
-                    let response = stateless_response(&req, &rejection, &shared.user_agent);
+                    let mut extra = vec![warning(&rejection.detail)];
+                    if let Some(tags) = &rejection.unsupported {
+                        extra.push(Header::Unsupported(tags.clone().into()));
+                    }
+                    let response =
+                        stateless_response(&req, rejection.status, extra, &shared.user_agent);
                     let destination = (!connection.is_reliable()).then_some(&from);
                     if let Err(e) = connection.send(response.into(), destination).await {
                         tracing::debug!(%source, error = %e, "could not answer a refused request");
@@ -633,9 +656,83 @@ fn remote_ip(connection: &SipConnection) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
-/// A response to a request refused before any transaction: the request's Via, From, To (with a
-/// tag), Call-ID and CSeq, a `Warning` naming the failed check, and `Unsupported` for 420.
-fn stateless_response(req: &Request, rejection: &Rejection, user_agent: &str) -> Response {
+/// Whether `req` is answered without a transaction: REGISTER (a registrar's answer depends only
+/// on the request and the log, so a stateless one is what RFC 3261 §10.3 needs), and OPTIONS
+/// outside a dialog. Every other request gets a server transaction.
+pub(crate) fn answered_outside(req: &Request) -> bool {
+    use rsipstack::sip::Method;
+    match req.method {
+        Method::Register => true,
+        Method::Options => !matches!(req.to_header().map(|to| to.tag()), Ok(Ok(Some(_)))),
+        _ => false,
+    }
+}
+
+/// A request the ingress passed that is answered without a transaction, with what answers it.
+pub(crate) struct Outside {
+    pub(crate) request: Request,
+    connection: SipConnection,
+    from: SipAddr,
+}
+
+impl Outside {
+    /// The address it came from: the UDP source, or the TCP or WebSocket peer.
+    pub(crate) fn source(&self) -> Option<SocketAddr> {
+        self.connection
+            .get_remote_addr()
+            .unwrap_or(&self.from)
+            .get_socketaddr()
+            .ok()
+    }
+
+    /// The transport it came over.
+    pub(crate) fn transport(&self) -> Transport {
+        connection_transport(&self.connection)
+    }
+
+    /// Whether it came over a connection (TCP, WebSocket): nothing is retransmitted there.
+    pub(crate) fn reliable(&self) -> bool {
+        self.connection.is_reliable()
+    }
+
+    /// Answers with `status` and `extra` headers, to the address it came from. Returns the
+    /// datagram sent over UDP, which a retransmission of the request gets again.
+    pub(crate) async fn answer(
+        &self,
+        status: u16,
+        extra: Vec<Header>,
+        server: &str,
+    ) -> Option<Box<[u8]>> {
+        let response =
+            SipMessage::Response(stateless_response(&self.request, status, extra, server));
+        let sent = match &self.connection {
+            SipConnection::Udp(udp) => {
+                let bytes = response.to_bytes().into_boxed_slice();
+                udp.send_raw(&bytes, &self.from).await.map(|()| Some(bytes))
+            }
+            connection => connection.send(response, None).await.map(|()| None),
+        };
+        sent.unwrap_or_else(|e| {
+            tracing::debug!(source = %self.from, error = %e, "could not answer");
+            None
+        })
+    }
+
+    /// Sends an earlier answer's datagram again (a retransmitted request over UDP).
+    pub(crate) async fn repeat(&self, datagram: &[u8]) {
+        if let SipConnection::Udp(udp) = &self.connection
+            && let Err(e) = udp.send_raw(datagram, &self.from).await
+        {
+            tracing::debug!(source = %self.from, error = %e, "could not repeat an answer");
+        }
+    }
+}
+
+/// A response to `req` sent without a transaction: the request's Via, From, To, Call-ID and
+/// CSeq, then `extra`, `Server` and `Content-Length: 0`. The To tag it adds is a hash of the
+/// Call-ID, the From tag and the top Via, so a retransmission gets the same one (RFC 3261
+/// §8.2.6.2).
+fn stateless_response(req: &Request, status: u16, extra: Vec<Header>, server: &str) -> Response {
     let mut headers = rsipstack::sip::Headers::default();
     for h in req.headers.iter() {
         match h {
@@ -645,26 +742,42 @@ fn stateless_response(req: &Request, rejection: &Rejection, user_agent: &str) ->
             Header::To(to) => {
                 let tagged = match to.tag() {
                     Ok(Some(_)) => to.clone(),
-                    _ => to.with_tag(rsipstack::transaction::make_tag()),
+                    _ => to.with_tag(stateless_tag(req).into()),
                 };
                 headers.push(Header::To(tagged));
             }
             _ => {}
         }
     }
-    headers.push(warning(&rejection.detail));
-    if let Some(tags) = &rejection.unsupported {
-        headers.push(Header::Unsupported(tags.clone().into()));
+    for h in extra {
+        headers.push(h);
     }
-    headers.push(Header::Server(user_agent.to_owned().into()));
+    headers.push(Header::Server(server.to_owned().into()));
     headers.push(Header::ContentLength(0u32.into()));
     Response {
-        status_code: StatusCode::from(rejection.status),
+        status_code: StatusCode::from(status),
         wire_reason: None,
         version: rsipstack::sip::Version::V2,
         headers,
         body: Vec::new(),
     }
+}
+
+/// The To tag of a stateless answer to `req`: the same for each retransmission of it.
+fn stateless_tag(req: &Request) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    for h in req.headers.iter() {
+        match h {
+            Header::CallId(v) => v.value().hash(&mut hasher),
+            Header::From(v) => v.value().hash(&mut hasher),
+            Header::Via(v) => {
+                v.value().hash(&mut hasher);
+            }
+            _ => {}
+        }
+    }
+    format!("{:016x}", hasher.finish())
 }
 
 /// The transport a message on `connection` came over. rsipstack reports every channel connection

@@ -6,7 +6,8 @@ mod common;
 
 use chrono::Duration;
 use common::{
-    Secrets, config, ext_number, ext_stream, first_contact, free_port, panel_story, sipp, start, t0,
+    Peer, Secrets, authorization, config, ext_number, ext_stream, first_contact, free_port,
+    panel_story, sipp, start, t0,
 };
 use events::ids::DeviceContactId;
 use events::model::{DeviceState, ExtensionEvent, LineState, Transport, UnregisterReason};
@@ -270,4 +271,50 @@ async fn several_phones_register_in_one_sipp_run() {
             .collect();
         assert_eq!(kinds, vec!["registered", "line"], "{ext}");
     }
+}
+
+#[actix::test]
+async fn a_retransmitted_register_gets_the_same_answer_and_is_not_run_twice() {
+    let h = start(config(), Secrets::Directory).await;
+    let mut peer = Peer::udp(h.udp(), std::net::Ipv4Addr::new(127, 0, 0, 31)).await;
+    let contact = format!("<sip:1001@{}>", peer.local);
+    let www = peer.challenge("1001", &[&contact], &[]).await;
+    let auth = authorization(&www, "1001", "sip-1001", "REGISTER", &peer.uri(), 1);
+    let register = peer.register("1001", &[&contact], &[format!("Authorization: {auth}")]);
+    let first = peer.request(&register).await;
+    assert_eq!(first.status(), 200, "{}", first.raw);
+    let to = first.header("to").unwrap();
+    assert!(to.contains(";tag="), "the answer tags To: {to}");
+
+    // The same datagram again, as a phone that lost the 200 retransmits it: the same bytes come
+    // back (the same To tag), and its nonce count is not checked twice (it would be a replay).
+    peer.send(&register).await;
+    let again = peer
+        .recv(std::time::Duration::from_secs(2))
+        .await
+        .expect("the retransmission is answered");
+    assert_eq!(again.raw, first.raw);
+    assert!(h.edge.answers_kept() >= 1);
+    let stats = h.edge.stats();
+    assert_eq!(stats.auth(AuthOutcome::Accepted), 1);
+    assert_eq!(stats.auth(AuthOutcome::Replay), 0);
+    let written = h.written().await;
+    assert_eq!(
+        written.len(),
+        2,
+        "one binding, one line change: {written:#?}"
+    );
+    assert!(matches!(
+        &written[0].1,
+        ExtensionEvent::DeviceRegistered { contact_uri, .. } if contact.contains(contact_uri.as_str())
+    ));
+
+    // A new request (next CSeq, new branch) with the next nonce count is run again: the
+    // refresh changes nothing, so nothing more is written.
+    let auth = authorization(&www, "1001", "sip-1001", "REGISTER", &peer.uri(), 2);
+    let refresh = peer.register("1001", &[&contact], &[format!("Authorization: {auth}")]);
+    let refreshed = peer.request(&refresh).await;
+    assert_eq!(refreshed.status(), 200, "{}", refreshed.raw);
+    assert_eq!(h.edge.stats().auth(AuthOutcome::Accepted), 2);
+    assert_eq!(h.written().await.len(), 2);
 }
