@@ -1,10 +1,11 @@
 //! The SIP edge as a running service: it starts the stack, takes each new server transaction,
 //! bounds how many are handled at once (503 beyond), and dispatches: an INVITE outside a dialog
 //! goes to the call edge (`calls`), any request inside one to its dialog (481 when there is
-//! none), everything else is 405. REGISTER and OPTIONS outside a dialog never become
-//! transactions: the ingress hands them over as they are, and they are answered statelessly
-//! within the same bound (REGISTER by the registrar, OPTIONS with 200), a retransmission over
-//! UDP getting the first answer again (`answers`). A task
+//! none), everything else is 405. REGISTER, OPTIONS outside a dialog and an INVITE without
+//! credentials never become transactions: the ingress hands them over as they are, and they are
+//! answered statelessly within the same bound (REGISTER by the registrar, OPTIONS with 200, the
+//! INVITE with its challenge), a retransmission over UDP getting the first answer again
+//! (`answers`). A task
 //! logs the security summary periodically; another follows the call actors' feed for the
 //! sessions. SIP over WebSocket feeds the same endpoint through a channel connection from the
 //! HTTP server ([`SipEdge::websocket`]), so it meets the same ingress checks; when such a flow
@@ -395,7 +396,8 @@ async fn answer(core: &Core, request: &Outside, key: Option<u64>, reply: Reply) 
     }
 }
 
-/// The answer to REGISTER or OPTIONS outside a dialog, from `source` over `transport`.
+/// The answer to a request handed over without a transaction (REGISTER, OPTIONS, an INVITE
+/// without credentials), from `source` over `transport`.
 async fn reply_outside(
     core: &Core,
     req: &Request,
@@ -409,6 +411,7 @@ async fn reply_outside(
         Method::Register => {
             registrar::register(core, req, source, event_transport(transport)).await
         }
+        Method::Invite => calls::refuse_uncredentialed(core, req, source),
         _ => Reply::new(405).with(Header::Allow(ALLOW.into())),
     }
 }

@@ -547,6 +547,7 @@ impl Ingress {
             return Some(TransportEvent::Incoming(msg, connection, from));
         };
         match sanity::check_request(&req, connection_transport(&connection), &shared.limits) {
+            Ok(()) if acknowledges_stateless(&req) => None,
             Ok(()) if answered_outside(&req) => {
                 let outside = Outside {
                     request: req,
@@ -657,15 +658,36 @@ fn remote_ip(connection: &SipConnection) -> Option<IpAddr> {
 }
 
 /// Whether `req` is answered without a transaction: REGISTER (a registrar's answer depends only
-/// on the request and the log, so a stateless one is what RFC 3261 §10.3 needs), and OPTIONS
-/// outside a dialog. Every other request gets a server transaction.
+/// on the request and the log, so a stateless one is what RFC 3261 §10.3 needs), OPTIONS
+/// outside a dialog, and an INVITE outside a dialog without credentials (it can only be
+/// challenged or refused, as Kamailio's `auth_challenge` does statelessly; its ACK is absorbed
+/// by [`acknowledges_stateless`]). Every other request gets a server transaction.
 pub(crate) fn answered_outside(req: &Request) -> bool {
     use rsipstack::sip::Method;
+    let tagged = || matches!(req.to_header().map(|to| to.tag()), Ok(Ok(Some(_))));
     match req.method {
         Method::Register => true,
-        Method::Options => !matches!(req.to_header().map(|to| to.tag()), Ok(Ok(Some(_)))),
+        Method::Options => !tagged(),
+        Method::Invite => {
+            !tagged()
+                && !req
+                    .headers
+                    .iter()
+                    .any(|h| matches!(h, Header::ProxyAuthorization(_)))
+        }
         _ => false,
     }
+}
+
+/// Whether `req` is the ACK of a stateless answer to an INVITE: its To tag is the one
+/// [`stateless_response`] gave (the ACK of a non-2xx answer repeats the INVITE's Call-ID, From
+/// and Via, RFC 3261 §17.1.1.3). No transaction waits for it, so it ends here.
+fn acknowledges_stateless(req: &Request) -> bool {
+    req.method == rsipstack::sip::Method::Ack
+        && matches!(
+            req.to_header().map(|to| to.tag()),
+            Ok(Ok(Some(tag))) if tag.value() == stateless_tag(req)
+        )
 }
 
 /// A request the ingress passed that is answered without a transaction, with what answers it.
@@ -804,6 +826,53 @@ pub(crate) fn event_transport(t: Transport) -> events::model::Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(method: &str, to_tag: Option<&str>, extra: &str) -> Request {
+        let tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+        let raw = format!(
+            "{method} sip:1003@192.0.2.9 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1\r\n\
+             From: <sip:1002@192.0.2.9>;tag=f1\r\n\
+             To: <sip:1003@192.0.2.9>{tag}\r\n\
+             Call-ID: c1\r\n\
+             CSeq: 1 {method}\r\n\
+             {extra}Content-Length: 0\r\n\r\n"
+        );
+        Request::try_from(raw.as_str()).expect("a request")
+    }
+
+    #[test]
+    fn only_requests_that_need_no_transaction_are_answered_outside() {
+        assert!(answered_outside(&request("REGISTER", None, "")));
+        assert!(answered_outside(&request("OPTIONS", None, "")));
+        assert!(!answered_outside(&request("OPTIONS", Some("t"), "")));
+        assert!(answered_outside(&request("INVITE", None, "")));
+        let credentials = "Proxy-Authorization: Digest username=\"1002\"\r\n";
+        assert!(!answered_outside(&request("INVITE", None, credentials)));
+        assert!(!answered_outside(&request("INVITE", Some("t"), "")));
+        assert!(!answered_outside(&request("BYE", Some("t"), "")));
+    }
+
+    #[test]
+    fn the_ack_of_a_stateless_answer_is_recognised_by_its_to_tag() {
+        let invite = request("INVITE", None, "");
+        let answer = stateless_response(&invite, 407, vec![], "test");
+        let tag = answer.to_header().unwrap().tag().unwrap().unwrap();
+        // The same request always gets the same tag.
+        let again = stateless_response(&invite, 407, vec![], "test");
+        assert_eq!(again.to_header().unwrap().tag().unwrap(), Some(tag.clone()));
+        assert!(acknowledges_stateless(&request(
+            "ACK",
+            Some(tag.value()),
+            ""
+        )));
+        assert!(!acknowledges_stateless(&request("ACK", Some("other"), "")));
+        assert!(!acknowledges_stateless(&request(
+            "BYE",
+            Some(tag.value()),
+            ""
+        )));
+    }
 
     #[tokio::test]
     async fn the_udp_buffers_are_sized_as_asked_within_the_kernels_cap() {

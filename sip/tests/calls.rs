@@ -860,3 +860,52 @@ async fn call_load() {
     assert!(failed * 100 <= calls as usize, "{failed} failed\n{out}");
     assert!(ok || failed * 100 <= calls as usize, "{out}");
 }
+
+#[actix::test]
+async fn an_invite_without_credentials_is_challenged_statelessly() {
+    let (h, _, mark) = edge(config()).await;
+    let challenged = || h.edge.stats().auth(sip::AuthOutcome::Challenged);
+    let before = challenged();
+    let mut peer = Peer::udp(h.udp(), Ipv4Addr::new(127, 0, 0, 25)).await;
+    let invite = peer.invite("1002", "1003", &[]);
+    let challenge = peer.request(&invite).await;
+    assert_eq!(challenge.status(), 407, "{}", challenge.raw);
+    let to = challenge.header("to").unwrap().to_owned();
+    assert!(to.contains(";tag="), "{to}");
+    // A retransmission is challenged again, with the same To tag (RFC 3261 §8.2.6.2).
+    peer.send(&invite).await;
+    let again = peer
+        .recv(Duration::from_secs(2))
+        .await
+        .expect("challenged again");
+    assert_eq!(again.status(), 407);
+    assert_eq!(again.header("to"), Some(to.as_str()));
+
+    // The ACK of the 407 (same Via, From and Call-ID, the tagged To) gets nothing back, and
+    // no server transaction was ever made for the exchange.
+    let head = invite.split("\r\n\r\n").next().unwrap();
+    let ack: Vec<String> = head
+        .lines()
+        .filter(|l| !l.starts_with("Content-Type") && !l.starts_with("Content-Length"))
+        .map(|l| {
+            if l.starts_with("INVITE ") {
+                l.replacen("INVITE", "ACK", 1)
+            } else if l.starts_with("To:") {
+                format!("To: {to}")
+            } else if l.starts_with("CSeq:") {
+                l.replace("INVITE", "ACK")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    peer.send(&format!(
+        "{}\r\nContent-Length: 0\r\n\r\n",
+        ack.join("\r\n")
+    ))
+    .await;
+    assert!(peer.recv(Duration::from_millis(300)).await.is_none());
+    assert_eq!(h.edge.transactions_in_progress(), 0);
+    assert_eq!(challenged() - before, 2);
+    assert_eq!(h.events_since(mark).await, vec![]);
+}

@@ -33,6 +33,7 @@ mod session;
 mod view;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use engine::call::Call;
@@ -47,6 +48,7 @@ use rsipstack::sip::{Header, HeadersExt, Method, Param, Request, Transport, Uri}
 use rsipstack::transaction::transaction::Transaction;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::accounts::Account;
 use crate::auth::{Scheme, warning};
 use crate::bindings::Bindings;
 use crate::config::CallConfig;
@@ -244,9 +246,7 @@ fn looks_external(number: &str) -> bool {
 
 /// Handles an out-of-dialog INVITE: refused, or handed to a new session.
 pub(crate) async fn incoming(core: &Core, mut tx: Transaction) {
-    if core.calls.in_progress() >= core.calls.config.max_calls {
-        core.stats.overloaded();
-        let reply = Reply::new(503).with(Header::RetryAfter("5".into()));
+    if let Some(reply) = overloaded(core) {
         crate::edge::respond(&mut tx, reply).await;
         return;
     }
@@ -254,6 +254,43 @@ pub(crate) async fn incoming(core: &Core, mut tx: Transaction) {
         Ok(admitted) => Session::start_incoming(core.calls.clone(), admitted, tx),
         Err(reply) => crate::edge::respond(&mut tx, reply).await,
     }
+}
+
+/// The answer to an INVITE outside a dialog that carries no credentials, sent without a
+/// transaction (`transport::answered_outside`): 503 when the edge is at its call limit, else
+/// the refusal of [`identify`]: a challenge, or what is wrong with its From.
+pub(crate) fn refuse_uncredentialed(core: &Core, req: &Request, source: SocketAddr) -> Reply {
+    if let Some(reply) = overloaded(core) {
+        return reply;
+    }
+    match identify(core, req, source) {
+        Err(reply) => reply,
+        // Only credentials authenticate, and the ingress hands over only INVITEs without.
+        Ok(_) => Reply::new(500).with(warning("an INVITE without credentials authenticated")),
+    }
+}
+
+/// 503 when the edge holds as many calls as it may.
+fn overloaded(core: &Core) -> Option<Reply> {
+    (core.calls.in_progress() >= core.calls.config.max_calls).then(|| {
+        core.stats.overloaded();
+        Reply::new(503).with(Header::RetryAfter("5".into()))
+    })
+}
+
+/// Who an INVITE from `source` is from, by its credentials (407 challenges when it has none).
+fn identify(core: &Core, req: &Request, source: SocketAddr) -> Result<Account, Reply> {
+    let from = req
+        .from_header()
+        .and_then(|f| f.typed())
+        .map_err(|_| Reply::new(400).with(warning("From unparseable")))?;
+    let Some(realm) = core.accounts.realm_for(&from.uri.host().to_string()) else {
+        return Err(Reply::new(404).with(warning("domain not served here")));
+    };
+    core.auth
+        .authenticate(req, source.ip(), &realm, from.uri.user(), Scheme::Proxy)
+        .map(|authenticated| authenticated.account)
+        .map_err(|refusal| Reply::new(refusal.status).with_all(refusal.headers))
 }
 
 /// Authenticates and resolves an INVITE, or the reply that refuses it. Nothing is written.
@@ -266,18 +303,7 @@ async fn admit(core: &Core, tx: &Transaction) -> Result<Admitted, Reply> {
         .get_remote_addr()
         .and_then(|a| a.get_socketaddr().ok())
         .ok_or_else(|| Reply::new(500))?;
-    let from = req
-        .from_header()
-        .and_then(|f| f.typed())
-        .map_err(|_| Reply::new(400).with(warning("From unparseable")))?;
-    let Some(realm) = core.accounts.realm_for(&from.uri.host().to_string()) else {
-        return Err(Reply::new(404).with(warning("domain not served here")));
-    };
-    let account = core
-        .auth
-        .authenticate(req, source.ip(), &realm, from.uri.user(), Scheme::Proxy)
-        .map_err(|refusal| Reply::new(refusal.status).with_all(refusal.headers))?
-        .account;
+    let account = identify(core, req, source)?;
 
     let max_forwards = req
         .max_forwards_header()
