@@ -36,7 +36,8 @@ pub struct SipConfig {
     /// Concurrent TCP connections one address may hold, WebSocket ones included; more are closed
     /// at once.
     pub max_tcp_connections_per_ip: usize,
-    /// Requests handled at once; beyond this, new requests get 503 straight away.
+    /// Requests that start new work (calls, registrations) handled at once; beyond this they
+    /// get 503 straight away. Requests inside a dialog and CANCELs are never refused for load.
     pub max_in_flight: usize,
     /// How often the security summary line is logged (only when something was refused).
     pub report_every: Duration,

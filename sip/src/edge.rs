@@ -321,24 +321,38 @@ impl CallControl {
     }
 }
 
-/// Takes each new transaction and handles it on its own task, at most `slots` at once.
+/// Takes each new transaction and handles it on its own task. Those that start new work take
+/// one of the `slots` (503 when none is free); those that finish admitted work do not
+/// ([`sheddable`]).
 async fn dispatch(core: Arc<Core>, mut incoming: TransactionReceiver, slots: Arc<Semaphore>) {
     while let Some(mut tx) = incoming.recv().await {
-        match slots.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let core = core.clone();
-                tokio::spawn(async move {
-                    handle(&core, tx).await;
-                    drop(permit);
-                });
+        let permit = if sheddable(&tx.original) {
+            match slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    core.stats.overloaded();
+                    let reply = Reply::new(503).with(Header::RetryAfter("5".into()));
+                    respond(&mut tx, reply).await;
+                    continue;
+                }
             }
-            Err(_) => {
-                core.stats.overloaded();
-                let reply = Reply::new(503).with(Header::RetryAfter("5".into()));
-                respond(&mut tx, reply).await;
-            }
-        }
+        } else {
+            None
+        };
+        let core = core.clone();
+        tokio::spawn(async move {
+            handle(&core, tx).await;
+            drop(permit);
+        });
     }
+}
+
+/// Whether `req` may be refused for load: a request that starts new work (a call, a
+/// registration) may; one inside a dialog (BYE, ACK, re-INVITE, UPDATE) or a CANCEL finishes
+/// work already admitted, and refusing it would only leave a call hanging (RFC 6357 §3.3:
+/// shed new sessions, not their ends).
+fn sheddable(req: &Request) -> bool {
+    req.method != Method::Cancel && !calls::in_a_dialog(req)
 }
 
 /// Answers each request the ingress hands over without a transaction on its own task, within
@@ -374,7 +388,14 @@ async fn dispatch_outside(
         };
         let core = core.clone();
         tokio::spawn(async move {
-            let reply = reply_outside(&core, &request.request, source, request.transport()).await;
+            let reply = reply_outside(
+                &core,
+                &request.request,
+                source,
+                request.transport(),
+                request.flow(),
+            )
+            .await;
             answer(&core, &request, key, reply).await;
             drop(permit);
         });
@@ -397,19 +418,20 @@ async fn answer(core: &Core, request: &Outside, key: Option<u64>, reply: Reply) 
 }
 
 /// The answer to a request handed over without a transaction (REGISTER, OPTIONS, an INVITE
-/// without credentials), from `source` over `transport`.
+/// without credentials), from `source` over `transport` (over a WebSocket `flow`).
 async fn reply_outside(
     core: &Core,
     req: &Request,
     source: SocketAddr,
     transport: Transport,
+    flow: Option<rsipstack::platform::CancellationToken>,
 ) -> Reply {
     match req.method {
         Method::Options => Reply::new(200)
             .with(Header::Allow(ALLOW.into()))
             .with(Header::Accept("application/sdp".into())),
         Method::Register => {
-            registrar::register(core, req, source, event_transport(transport)).await
+            registrar::register(core, req, source, event_transport(transport), flow).await
         }
         Method::Invite => calls::refuse_uncredentialed(core, req, source),
         _ => Reply::new(405).with(Header::Allow(ALLOW.into())),
@@ -439,7 +461,8 @@ async fn handle(core: &Core, mut tx: Transaction) {
                 return;
             };
             let transport = connection_transport(connection);
-            reply_outside(core, &tx.original, source, transport).await
+            let flow = transport::flow_token(connection);
+            reply_outside(core, &tx.original, source, transport, flow).await
         }
         Method::Bye | Method::Update | Method::Info | Method::PRack => Reply::new(481),
         _ => Reply::new(405).with(Header::Allow(ALLOW.into())),
@@ -475,6 +498,39 @@ async fn summaries(
                 let banned = guard.banned(core.clock.now()).len();
                 previous = crate::stats::report(core.stats.snapshot(), &previous, banned);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, to_tag: &str) -> Request {
+        let raw = format!(
+            "{method} sip:1003@192.0.2.9 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1\r\n\
+             From: <sip:1002@192.0.2.9>;tag=f1\r\n\
+             To: <sip:1003@192.0.2.9>{to_tag}\r\n\
+             Call-ID: c1\r\n\
+             CSeq: 1 {method}\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        Request::try_from(raw.as_str()).expect("a request")
+    }
+
+    #[test]
+    fn new_work_may_be_shed_the_end_of_admitted_work_may_not() {
+        assert!(sheddable(&request("INVITE", "")));
+        assert!(sheddable(&request("MESSAGE", "")));
+        for (method, tag) in [
+            ("BYE", ";tag=t"),
+            ("ACK", ";tag=t"),
+            ("INVITE", ";tag=t"),
+            ("UPDATE", ";tag=t"),
+            ("CANCEL", ""),
+        ] {
+            assert!(!sheddable(&request(method, tag)), "{method}{tag}");
         }
     }
 }

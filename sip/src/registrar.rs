@@ -17,7 +17,9 @@
 //! - The 200 lists every live binding with its remaining lifetime, as of at least the version
 //!   the last command reported (from the extensions' live feed, else read back from the log).
 //! - Bindings made over a SIP over WebSocket flow are unregistered (`ConnectionLost`) when it
-//!   closes: the browser accepts no connection, so nothing else reaches them.
+//!   closes: the browser accepts no connection, so nothing else reaches them. The flow is noted
+//!   for its extension only after the binding is durable (a refused REGISTER notes nothing), and
+//!   a flow found closed by then is unbound at once: its close may have been handled first.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -211,12 +213,14 @@ pub(crate) fn plan(
     }
 }
 
-/// Answers one REGISTER from `source` that arrived over `transport`.
+/// Answers one REGISTER from `source` that arrived over `transport` (over a WebSocket `flow`:
+/// its token, cancelled once it closed).
 pub(crate) async fn register(
     core: &Core,
     req: &Request,
     source: SocketAddr,
     transport: EventTransport,
+    flow: Option<CancellationToken>,
 ) -> Reply {
     let Ok(to) = req.to_header().and_then(|t| t.typed()) else {
         return Reply::new(400).with(warning("To unparseable"));
@@ -259,9 +263,6 @@ pub(crate) async fn register(
 
     let stream = StreamId::extension(&account.tenant, &account.extension);
     let instance = Instance::new(stream.clone()).in_tenant(account.tenant.clone());
-    if transport.is_websocket() {
-        core.flows.bound(source, &instance);
-    }
     let snapshot = match core.bindings.current(&stream, 0).await {
         Ok(s) => s,
         Err(e) => {
@@ -293,6 +294,14 @@ pub(crate) async fn register(
             match outcome {
                 Ok(executed) => version = version.max(executed.version),
                 Err(e) => return refused(core, &stream, e),
+            }
+        }
+        if let Some(flow) = flow {
+            // Noted once what the flow registered is in the log; a flow that closed meanwhile
+            // may have been handled without it, so what it registered goes now.
+            core.flows.bound(source, &instance);
+            if flow.is_cancelled() {
+                unbind(core, source).await;
             }
         }
         match core.bindings.current(&stream, version).await {

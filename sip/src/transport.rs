@@ -712,6 +712,11 @@ impl Outside {
         connection_transport(&self.connection)
     }
 
+    /// For a request over a SIP over WebSocket flow: the token cancelled once the flow closed.
+    pub(crate) fn flow(&self) -> Option<CancellationToken> {
+        flow_token(&self.connection)
+    }
+
     /// Whether it came over a connection (TCP, WebSocket): nothing is retransmitted there.
     pub(crate) fn reliable(&self) -> bool {
         self.connection.is_reliable()
@@ -800,6 +805,15 @@ fn stateless_tag(req: &Request) -> String {
         }
     }
     format!("{:016x}", hasher.finish())
+}
+
+/// For a SIP over WebSocket flow: the token cancelled once it closed (before the stack learns
+/// of it, so before its close is handled).
+pub(crate) fn flow_token(connection: &SipConnection) -> Option<CancellationToken> {
+    match connection {
+        SipConnection::Channel(_) => connection.cancel_token(),
+        _ => None,
+    }
 }
 
 /// The transport a message on `connection` came over. rsipstack reports every channel connection
