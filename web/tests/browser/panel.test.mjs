@@ -243,7 +243,12 @@ try {
   check(true, "1002 turned DND on: the card shows DND live");
   await page.selectOption("#presence", "brb");
   await page.waitForFunction(() => document.querySelector("#me-status .status-icon, #me-status") && document.querySelector("#presence").value === "brb");
-  const meCard = await page.evaluate(async () => (await (await fetch("/api/v1/panel/users/1001")).json()).presence.state);
+  // The selector posts the change; the panel's read model shows it once the event is projected.
+  let meCard;
+  for (let tries = 0; tries < 50 && meCard !== "brb"; tries++) {
+    if (tries > 0) await page.waitForTimeout(100);
+    meCard = await page.evaluate(async () => (await (await fetch("/api/v1/panel/users/1001")).json()).presence.state);
+  }
   check(meCard === "brb", "my own presence selector set Be right back");
   await shot(page, "02-panel-1280x800");
 
