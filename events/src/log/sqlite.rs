@@ -383,6 +383,10 @@ type GroupResult = (Vec<Result<AppendOutcome, LogError>>, GlobalPosition);
 /// Runs `group` in one transaction. Every statement, `BEGIN` and `COMMIT` included, is prepared
 /// once and taken from the connection's cache: parsing SQL per commit was a third of the
 /// writer's time.
+/// A commit (its fsync, mostly) this slow is logged: every append of the group, and every phone
+/// or browser waiting on one, waited that long.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn commit_group(
     conn: &Connection,
     target: &str,
@@ -390,7 +394,14 @@ fn commit_group(
 ) -> Result<GroupResult, rusqlite::Error> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     let applied = apply_group(conn, target, group).and_then(|applied| {
+        let started = std::time::Instant::now();
         conn.prepare_cached("COMMIT")?.execute([])?;
+        let took = started.elapsed();
+        if took >= SLOW_COMMIT {
+            tracing::warn!(target: "ledgerline::log", took_ms = took.as_millis() as u64,
+                appends = group.len(),
+                "slow commit: the disk took this long to make a group durable, and every append in it waited");
+        }
         Ok(applied)
     });
     if applied.is_err() && !conn.is_autocommit() {
