@@ -173,13 +173,18 @@ mod tests {
         "192.0.2.1:5060".parse().unwrap()
     }
 
+    /// The key of an authenticated REGISTER from [`source`] with `branch` and `cseq`.
+    fn key_of(answers: &Answers, branch: &str, cseq: u32) -> u64 {
+        answers
+            .key(&register(branch, cseq, true), source())
+            .unwrap()
+    }
+
     #[test]
     fn a_retransmission_is_absorbed_then_answered_with_the_same_datagram() {
         let answers = Answers::new(KEEP);
         let t0 = Instant::now();
-        let key = answers
-            .key(&register("z9hG4bK1", 2, true), source())
-            .unwrap();
+        let key = key_of(&answers, "z9hG4bK1", 2);
         assert_eq!(answers.seen(key, t0), Seen::First);
         assert_eq!(answers.seen(key, t0), Seen::Answering);
         answers.answered(key, b"SIP/2.0 200 OK".to_vec().into(), t0);
@@ -192,18 +197,14 @@ mod tests {
     #[test]
     fn requests_are_told_apart_by_source_cseq_and_branch_and_only_credentials_are_kept() {
         let answers = Answers::new(KEEP);
-        let key = answers
-            .key(&register("z9hG4bK1", 2, true), source())
-            .unwrap();
+        let key = key_of(&answers, "z9hG4bK1", 2);
         let other_source = answers
             .key(
                 &register("z9hG4bK1", 2, true),
                 "192.0.2.2:5060".parse().unwrap(),
             )
             .unwrap();
-        let next = answers
-            .key(&register("z9hG4bK2", 3, true), source())
-            .unwrap();
+        let next = key_of(&answers, "z9hG4bK2", 3);
         assert_ne!(key, other_source);
         assert_ne!(key, next);
         assert_eq!(
@@ -217,9 +218,7 @@ mod tests {
     fn an_answer_is_kept_at_least_keep_and_forgotten_within_twice_that() {
         let answers = Answers::new(KEEP);
         let t0 = Instant::now();
-        let key = answers
-            .key(&register("z9hG4bK1", 2, true), source())
-            .unwrap();
+        let key = key_of(&answers, "z9hG4bK1", 2);
         assert_eq!(answers.seen(key, t0), Seen::First);
         answers.answered(key, b"x".to_vec().into(), t0);
         // The generation turns over once: still found.
@@ -229,9 +228,7 @@ mod tests {
         answers.forget(key);
         assert_eq!(answers.len(), 0);
         // A long quiet spell drops both generations at once.
-        let later = answers
-            .key(&register("z9hG4bK3", 4, true), source())
-            .unwrap();
+        let later = key_of(&answers, "z9hG4bK3", 4);
         assert_eq!(answers.seen(later, t0 + KEEP * 2), Seen::First);
         answers.answered(later, b"y".to_vec().into(), t0 + KEEP * 2);
         assert_eq!(answers.seen(later, t0 + KEEP * 5), Seen::First);

@@ -5,8 +5,7 @@
 //! credentials never become transactions: the ingress hands them over as they are, and they are
 //! answered statelessly within the same bound (REGISTER by the registrar, OPTIONS with 200, the
 //! INVITE with its challenge), a retransmission over UDP getting the first answer again
-//! (`answers`). A task
-//! logs the security summary periodically; another follows the call actors' feed for the
+//! (`answers`). A task logs the security summary periodically; another follows the call actors' feed for the
 //! sessions. SIP over WebSocket feeds the same endpoint through a channel connection from the
 //! HTTP server ([`SipEdge::websocket`]), so it meets the same ingress checks; when such a flow
 //! closes, a third task unregisters what was registered over it.
@@ -37,7 +36,7 @@ use crate::digest::{DigestAlgorithm, Nonces};
 use crate::ratelimit::FloodGuard;
 use crate::registrar;
 use crate::stats::{SecurityStats, Stats};
-use crate::transport::{self, Outside, Shared, Stack, connection_transport, event_transport};
+use crate::transport::{self, Outside, Shared, Stack, event_transport};
 use crate::websocket::WebSocketAcceptor;
 
 /// Methods answered.
@@ -330,9 +329,7 @@ async fn dispatch(core: Arc<Core>, mut incoming: TransactionReceiver, slots: Arc
             match slots.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
-                    core.stats.overloaded();
-                    let reply = Reply::new(503).with(Header::RetryAfter("5".into()));
-                    respond(&mut tx, reply).await;
+                    respond(&mut tx, overloaded(&core)).await;
                     continue;
                 }
             }
@@ -345,6 +342,12 @@ async fn dispatch(core: Arc<Core>, mut incoming: TransactionReceiver, slots: Arc
             drop(permit);
         });
     }
+}
+
+/// The 503 that refuses new work for load, counted.
+pub(crate) fn overloaded(core: &Core) -> Reply {
+    core.stats.overloaded();
+    Reply::new(503).with(Header::RetryAfter("5".into()))
 }
 
 /// Whether `req` may be refused for load: a request that starts new work (a call, a
@@ -381,9 +384,7 @@ async fn dispatch_outside(
             Some(Seen::First) | None => {}
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            core.stats.overloaded();
-            let reply = Reply::new(503).with(Header::RetryAfter("5".into()));
-            answer(&core, &request, key, reply).await;
+            answer(&core, &request, key, overloaded(&core)).await;
             continue;
         };
         let core = core.clone();
@@ -444,26 +445,12 @@ async fn handle(core: &Core, mut tx: Transaction) {
     if method == Method::Invite && !in_dialog {
         return calls::incoming(core, tx).await;
     }
-    if in_dialog && method != Method::Register {
+    if in_dialog {
         return calls::in_dialog(core, tx).await;
     }
+    // REGISTER, OPTIONS and INVITEs without credentials never get here: the ingress hands them
+    // over without a transaction (`transport::answered_outside`, [`dispatch_outside`]).
     let reply = match method {
-        // Answered outside transactions (`transport::answered_outside`); kept for a stack that
-        // hands them over anyway.
-        Method::Options | Method::Register => {
-            let Some(connection) = tx.connection.as_ref() else {
-                return;
-            };
-            let source = connection
-                .get_remote_addr()
-                .and_then(|a| a.get_socketaddr().ok());
-            let Some(source) = source else {
-                return;
-            };
-            let transport = connection_transport(connection);
-            let flow = transport::flow_token(connection);
-            reply_outside(core, &tx.original, source, transport, flow).await
-        }
         Method::Bye | Method::Update | Method::Info | Method::PRack => Reply::new(481),
         _ => Reply::new(405).with(Header::Allow(ALLOW.into())),
     };
@@ -505,32 +492,20 @@ async fn summaries(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request(method: &str, to_tag: &str) -> Request {
-        let raw = format!(
-            "{method} sip:1003@192.0.2.9 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1\r\n\
-             From: <sip:1002@192.0.2.9>;tag=f1\r\n\
-             To: <sip:1003@192.0.2.9>{to_tag}\r\n\
-             Call-ID: c1\r\n\
-             CSeq: 1 {method}\r\n\
-             Content-Length: 0\r\n\r\n"
-        );
-        Request::try_from(raw.as_str()).expect("a request")
-    }
+    use crate::transport::tests::request;
 
     #[test]
     fn new_work_may_be_shed_the_end_of_admitted_work_may_not() {
-        assert!(sheddable(&request("INVITE", "")));
-        assert!(sheddable(&request("MESSAGE", "")));
+        assert!(sheddable(&request("INVITE", None, "")));
+        assert!(sheddable(&request("MESSAGE", None, "")));
         for (method, tag) in [
-            ("BYE", ";tag=t"),
-            ("ACK", ";tag=t"),
-            ("INVITE", ";tag=t"),
-            ("UPDATE", ";tag=t"),
-            ("CANCEL", ""),
+            ("BYE", Some("t")),
+            ("ACK", Some("t")),
+            ("INVITE", Some("t")),
+            ("UPDATE", Some("t")),
+            ("CANCEL", None),
         ] {
-            assert!(!sheddable(&request(method, tag)), "{method}{tag}");
+            assert!(!sheddable(&request(method, tag, "")), "{method} {tag:?}");
         }
     }
 }

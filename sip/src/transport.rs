@@ -669,11 +669,10 @@ pub(crate) fn answered_outside(req: &Request) -> bool {
         Method::Register => true,
         Method::Options => !tagged(),
         Method::Invite => {
-            !tagged()
-                && !req
-                    .headers
-                    .iter()
-                    .any(|h| matches!(h, Header::ProxyAuthorization(_)))
+            !req.headers
+                .iter()
+                .any(|h| matches!(h, Header::ProxyAuthorization(_)))
+                && !tagged()
         }
         _ => false,
     }
@@ -712,9 +711,13 @@ impl Outside {
         connection_transport(&self.connection)
     }
 
-    /// For a request over a SIP over WebSocket flow: the token cancelled once the flow closed.
+    /// For a request over a SIP over WebSocket flow: the token cancelled once the flow closed
+    /// (before the stack learns of it, so before its close is handled).
     pub(crate) fn flow(&self) -> Option<CancellationToken> {
-        flow_token(&self.connection)
+        match &self.connection {
+            SipConnection::Channel(_) => self.connection.cancel_token(),
+            _ => None,
+        }
     }
 
     /// Whether it came over a connection (TCP, WebSocket): nothing is retransmitted there.
@@ -807,15 +810,6 @@ fn stateless_tag(req: &Request) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// For a SIP over WebSocket flow: the token cancelled once it closed (before the stack learns
-/// of it, so before its close is handled).
-pub(crate) fn flow_token(connection: &SipConnection) -> Option<CancellationToken> {
-    match connection {
-        SipConnection::Channel(_) => connection.cancel_token(),
-        _ => None,
-    }
-}
-
 /// The transport a message on `connection` came over. rsipstack reports every channel connection
 /// as UDP; ours are WebSocket flows, whose address carries `WS` or `WSS`.
 pub(crate) fn connection_transport(connection: &SipConnection) -> Transport {
@@ -838,10 +832,12 @@ pub(crate) fn event_transport(t: Transport) -> events::model::Transport {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn request(method: &str, to_tag: Option<&str>, extra: &str) -> Request {
+    /// A request of `method` from 1002 to 1003, its To tagged with `to_tag`, with `extra`
+    /// header lines.
+    pub(crate) fn request(method: &str, to_tag: Option<&str>, extra: &str) -> Request {
         let tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
         let raw = format!(
             "{method} sip:1003@192.0.2.9 SIP/2.0\r\n\

@@ -246,7 +246,7 @@ fn looks_external(number: &str) -> bool {
 
 /// Handles an out-of-dialog INVITE: refused, or handed to a new session.
 pub(crate) async fn incoming(core: &Core, mut tx: Transaction) {
-    if let Some(reply) = overloaded(core) {
+    if let Some(reply) = at_call_limit(core) {
         crate::edge::respond(&mut tx, reply).await;
         return;
     }
@@ -260,7 +260,7 @@ pub(crate) async fn incoming(core: &Core, mut tx: Transaction) {
 /// transaction (`transport::answered_outside`): 503 when the edge is at its call limit, else
 /// the refusal of [`identify`]: a challenge, or what is wrong with its From.
 pub(crate) fn refuse_uncredentialed(core: &Core, req: &Request, source: SocketAddr) -> Reply {
-    if let Some(reply) = overloaded(core) {
+    if let Some(reply) = at_call_limit(core) {
         return reply;
     }
     match identify(core, req, source) {
@@ -271,11 +271,8 @@ pub(crate) fn refuse_uncredentialed(core: &Core, req: &Request, source: SocketAd
 }
 
 /// 503 when the edge holds as many calls as it may.
-fn overloaded(core: &Core) -> Option<Reply> {
-    (core.calls.in_progress() >= core.calls.config.max_calls).then(|| {
-        core.stats.overloaded();
-        Reply::new(503).with(Header::RetryAfter("5".into()))
-    })
+fn at_call_limit(core: &Core) -> Option<Reply> {
+    (core.calls.in_progress() >= core.calls.config.max_calls).then(|| crate::edge::overloaded(core))
 }
 
 /// Who an INVITE from `source` is from, by its credentials (407 challenges when it has none).
