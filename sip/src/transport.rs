@@ -733,14 +733,15 @@ impl Outside {
         extra: Vec<Header>,
         server: &str,
     ) -> Option<Box<[u8]>> {
-        let response =
-            SipMessage::Response(stateless_response(&self.request, status, extra, server));
         let sent = match &self.connection {
             SipConnection::Udp(udp) => {
-                let bytes = response.to_bytes().into_boxed_slice();
+                let bytes = stateless_datagram(&self.request, status, &extra, server);
                 udp.send_raw(&bytes, &self.from).await.map(|()| Some(bytes))
             }
-            connection => connection.send(response, None).await.map(|()| None),
+            connection => {
+                let response = stateless_response(&self.request, status, extra, server);
+                connection.send(response.into(), None).await.map(|()| None)
+            }
         };
         sent.unwrap_or_else(|e| {
             tracing::debug!(source = %self.from, error = %e, "could not answer");
@@ -791,6 +792,38 @@ fn stateless_response(req: &Request, status: u16, extra: Vec<Header>, server: &s
         headers,
         body: Vec::new(),
     }
+}
+
+/// The bytes of [`stateless_response`], written straight from the request's headers: the same
+/// text rsipstack writes for that response, without copying every header into a `Response`
+/// first and joining one string per header (a registration storm answers every REGISTER so).
+fn stateless_datagram(req: &Request, status: u16, extra: &[Header], server: &str) -> Box<[u8]> {
+    use std::fmt::Write;
+    let code = StatusCode::from(status);
+    let mut out = String::with_capacity(640);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "SIP/2.0 {} {}\r\n", code.code(), code.text());
+    for h in req.headers.iter() {
+        let _ = match h {
+            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
+                write!(out, "{h}\r\n")
+            }
+            Header::To(to) => match to.tag() {
+                Ok(Some(_)) => write!(out, "{h}\r\n"),
+                _ => write!(
+                    out,
+                    "{}\r\n",
+                    Header::To(to.with_tag(stateless_tag(req).into()))
+                ),
+            },
+            _ => Ok(()),
+        };
+    }
+    for h in extra {
+        let _ = write!(out, "{h}\r\n");
+    }
+    let _ = write!(out, "Server: {server}\r\nContent-Length: 0\r\n\r\n");
+    out.into_bytes().into_boxed_slice()
 }
 
 /// The To tag of a stateless answer to `req`: the same for each retransmission of it.
@@ -849,6 +882,42 @@ pub(crate) mod tests {
              {extra}Content-Length: 0\r\n\r\n"
         );
         Request::try_from(raw.as_str()).expect("a request")
+    }
+
+    #[test]
+    fn a_stateless_datagram_is_the_response_rsipstack_would_write() {
+        let challenge = Header::WwwAuthenticate(
+            "Digest realm=\"acme\", nonce=\"n1\", algorithm=MD5, qop=\"auth\"".into(),
+        );
+        let contacts = [
+            Header::Contact("<sip:1003@192.0.2.1:5060>;expires=120".into()),
+            Header::Contact("<sip:1003@192.0.2.2:5060>;expires=60".into()),
+        ];
+        let two_vias = "Via: SIP/2.0/UDP 198.51.100.7;branch=z9hG4bK-2;received=192.0.2.1\r\n\
+                        User-Agent: phone\r\n";
+        let cases: [(Request, u16, Vec<Header>); 5] = [
+            (request("REGISTER", None, ""), 401, vec![challenge.clone()]),
+            (request("REGISTER", None, two_vias), 200, contacts.to_vec()),
+            (request("INVITE", None, ""), 407, vec![challenge]),
+            (request("OPTIONS", Some("known"), ""), 200, vec![]),
+            (
+                request("REGISTER", None, ""),
+                423,
+                vec![Header::MinExpires("60".into())],
+            ),
+        ];
+        for (req, status, extra) in cases {
+            let fast = stateless_datagram(&req, status, &extra, "Ledgerline test");
+            let typed =
+                SipMessage::Response(stateless_response(&req, status, extra, "Ledgerline test"))
+                    .to_bytes();
+            assert_eq!(
+                String::from_utf8_lossy(&fast),
+                String::from_utf8_lossy(&typed),
+                "{status} to {}",
+                req.method
+            );
+        }
     }
 
     #[test]

@@ -186,3 +186,70 @@ fn checkpoint(path: &std::path::Path) {
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .expect("checkpoint");
 }
+
+/// The newest events are read from what the writer kept of its commits; they must be exactly
+/// what the file holds. Every position is read both ways: right after the appends (from
+/// memory, for the positions this process wrote) and after reopening (from the file).
+#[tokio::test]
+async fn reads_near_the_head_match_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let (a, b) = (stream("near-a"), stream("near-b"));
+    {
+        // Written by an earlier run: below what the next run keeps in memory.
+        let log = open(&path).await.unwrap();
+        log.append(&a, ExpectedVersion::NoStream, events(0, 3))
+            .await
+            .unwrap();
+    }
+    let log = open(&path).await.unwrap();
+    let batch = events(10, 4);
+    log.append(&b, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    // A faithful retry and a refused append add nothing; the appends after them follow on.
+    log.append(&b, ExpectedVersion::NoStream, batch)
+        .await
+        .unwrap();
+    let refused = log
+        .append(&a, ExpectedVersion::Exact(1), events(20, 2))
+        .await;
+    assert!(matches!(
+        refused,
+        Err(LogError::WrongExpectedVersion { .. })
+    ));
+    for (s, version, from, count) in [(&a, 3, 30, 1), (&b, 4, 40, 3), (&a, 4, 50, 1)] {
+        log.append(s, ExpectedVersion::Exact(version), events(from, count))
+            .await
+            .unwrap();
+    }
+    let head = log.head().await.unwrap();
+    assert_eq!(head, GlobalPosition(3 + 4 + 1 + 3 + 1));
+    let mut live = Vec::new();
+    for after in 0..=head.0 + 1 {
+        for max in [1, 2, 100] {
+            live.push(log.read_all(GlobalPosition(after), max).await.unwrap());
+        }
+    }
+    drop(log);
+    let reopened = open(&path).await.unwrap();
+    let mut from_file = Vec::new();
+    for after in 0..=head.0 + 1 {
+        for max in [1, 2, 100] {
+            from_file.push(reopened.read_all(GlobalPosition(after), max).await.unwrap());
+        }
+    }
+    assert_eq!(live, from_file);
+    // Positions and versions run on without holes.
+    let all = &from_file[2]; // after 0, up to 100
+    assert_eq!(all.len(), head.0 as usize);
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e.position, GlobalPosition(i as u64 + 1));
+    }
+    let versions: Vec<u64> = all
+        .iter()
+        .filter(|e| e.stream == b)
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+}

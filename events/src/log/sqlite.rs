@@ -14,7 +14,14 @@
 //! Integrity: every row carries a crc32 checksum verified on read; opening verifies the file is
 //! a database, the schema is migrated and the newest records are intact (a torn or corrupted
 //! tail is reported, never silently skipped).
+//!
+//! Reads near the head: the writer keeps the newest events it committed in memory ([`Tail`]),
+//! and `read_all` after a position they cover is answered from there, with no read connection,
+//! no trip to the blocking pool and no decoding. Subscribers (the projections) follow the head,
+//! so their reads are nearly all of this kind; older positions, and everything before the first
+//! commit of this process, are read from the file.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -41,6 +48,8 @@ mod embedded {
 const MAX_GROUP: usize = 512;
 /// How many of the newest records are verified when the file is opened.
 const TAIL_CHECK: usize = 1024;
+/// How many of the newest committed events the writer keeps for reads near the head.
+const TAIL_KEPT: usize = 8192;
 
 const SELECT_COLUMNS: &str = "position, stream_id, version, event_id, event_type, schema_version, \
      occurred_at, tenant, causation_id, correlation_id, payload, checksum";
@@ -62,6 +71,50 @@ pub struct SqliteLog {
     /// opening (and parsing the schema of) a connection that is closed again right after.
     reader_slots: Arc<tokio::sync::Semaphore>,
     head: watch::Sender<GlobalPosition>,
+    tail: Arc<Tail>,
+}
+
+/// The newest events this process committed, in position order without holes, exactly as they
+/// were written: the writer adds each commit's events before it moves the head, so the last one
+/// held is always the head.
+#[derive(Debug, Default)]
+struct Tail(Mutex<VecDeque<StoredEvent>>);
+
+impl Tail {
+    fn events(&self) -> std::sync::MutexGuard<'_, VecDeque<StoredEvent>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a commit's events (positions following the last one held).
+    fn extend(&self, committed: Vec<StoredEvent>) {
+        if committed.is_empty() {
+            return;
+        }
+        let mut events = self.events();
+        debug_assert!(
+            events
+                .back()
+                .is_none_or(|last| last.position.0 + 1 == committed[0].position.0),
+            "a commit's events must follow the tail"
+        );
+        events.extend(committed);
+        let excess = events.len().saturating_sub(TAIL_KEPT);
+        events.drain(..excess);
+    }
+
+    /// Up to `max` events after `after`, or `None` when the tail does not reach back that far.
+    fn after(&self, after: GlobalPosition, max: usize) -> Option<Vec<StoredEvent>> {
+        let events = self.events();
+        let first = events.front()?.position.0;
+        let skip = usize::try_from((after.0 + 1).checked_sub(first)?).ok()?;
+        Some(
+            events
+                .range(skip.min(events.len())..)
+                .take(max)
+                .cloned()
+                .collect(),
+        )
+    }
 }
 
 /// Read connections kept open (and reads run at once).
@@ -90,14 +143,16 @@ impl SqliteLog {
         };
         let (conn, head_position) = opened;
         let (head, _) = watch::channel(head_position);
+        let tail = Arc::new(Tail::default());
         let (tx, rx) = mpsc::channel(4096);
         let thread = {
             let head = head.clone();
+            let tail = tail.clone();
             let target = describe(&path);
             let window = options.commit_window;
             std::thread::Builder::new()
                 .name("sqlite-log-writer".into())
-                .spawn(move || writer_loop(conn, rx, head, target, window))
+                .spawn(move || writer_loop(conn, rx, head, tail, target, window))
                 .map_err(|e| LogError::Backend {
                     target: describe(&path),
                     detail: format!("cannot start the writer thread: {e}"),
@@ -111,6 +166,7 @@ impl SqliteLog {
             readers: Arc::new(Mutex::new(Vec::new())),
             reader_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
             head,
+            tail,
         })
     }
 
@@ -304,6 +360,7 @@ fn writer_loop(
     conn: Connection,
     mut rx: mpsc::Receiver<AppendRequest>,
     head: watch::Sender<GlobalPosition>,
+    tail: Arc<Tail>,
     target: String,
     window: Duration,
 ) {
@@ -315,6 +372,7 @@ fn writer_loop(
         let replies = commit_group(&conn, &target, &mut group);
         match replies {
             Ok((results, new_head)) => {
+                tail.extend(committed(&mut group, &results));
                 head.send_if_modified(|h| {
                     let moved = new_head > *h;
                     if moved {
@@ -323,7 +381,7 @@ fn writer_loop(
                     moved
                 });
                 for (req, res) in group.drain(..).zip(results) {
-                    let _ = req.reply.send(res);
+                    let _ = req.reply.send(res.map(|w| w.outcome));
                 }
             }
             Err(e) => {
@@ -378,7 +436,42 @@ fn take_queued<T>(rx: &mut mpsc::Receiver<T>, group: &mut Vec<T>) {
     }
 }
 
-type GroupResult = (Vec<Result<AppendOutcome, LogError>>, GlobalPosition);
+/// What one request of a group did.
+struct Written {
+    outcome: AppendOutcome,
+    /// Its events were inserted now (not an idempotent retry of ones stored before).
+    fresh: bool,
+}
+
+type GroupResult = (Vec<Result<Written, LogError>>, GlobalPosition);
+
+/// The events a committed group inserted, in position order, taken out of its requests.
+fn committed(
+    group: &mut [AppendRequest],
+    results: &[Result<Written, LogError>],
+) -> Vec<StoredEvent> {
+    let mut out = Vec::new();
+    for (req, res) in group.iter_mut().zip(results) {
+        let Ok(Written {
+            outcome,
+            fresh: true,
+        }) = res
+        else {
+            continue;
+        };
+        let records = std::mem::take(&mut req.events);
+        let first_version = outcome.next_expected + 1 - records.len() as u64;
+        for (i, record) in records.into_iter().enumerate() {
+            out.push(StoredEvent {
+                position: GlobalPosition(outcome.first_position.0 + i as u64),
+                stream: req.stream.clone(),
+                version: first_version + i as u64,
+                record,
+            });
+        }
+    }
+    out
+}
 
 /// Runs `group` in one transaction. Every statement, `BEGIN` and `COMMIT` included, is prepared
 /// once and taken from the connection's cache: parsing SQL per commit was a third of the
@@ -457,7 +550,7 @@ fn apply(
     target: &str,
     head: &mut i64,
     req: &AppendRequest,
-) -> Result<AppendOutcome, LogError> {
+) -> Result<Written, LogError> {
     let stream = &req.stream;
     let e = |err| sql_err(target, err);
     // Idempotent retry: the first id is already stored.
@@ -497,7 +590,10 @@ fn apply(
                 ));
             }
         }
-        return idempotent_outcome(stream, &req.events, &existing);
+        return idempotent_outcome(stream, &req.events, &existing).map(|outcome| Written {
+            outcome,
+            fresh: false,
+        });
     }
     let current: i64 = conn
         .prepare_cached("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1")
@@ -564,10 +660,13 @@ fn apply(
     }
     let n = req.events.len() as i64;
     *head += n;
-    Ok(AppendOutcome {
-        first_position: GlobalPosition(first_position as u64),
-        last_position: GlobalPosition(*head as u64),
-        next_expected: (current + n) as u64,
+    Ok(Written {
+        outcome: AppendOutcome {
+            first_position: GlobalPosition(first_position as u64),
+            last_position: GlobalPosition(*head as u64),
+            next_expected: (current + n) as u64,
+        },
+        fresh: true,
     })
 }
 
@@ -733,6 +832,9 @@ impl EventLog for SqliteLog {
         after: GlobalPosition,
         max: usize,
     ) -> Result<Vec<StoredEvent>, LogError> {
+        if let Some(events) = self.tail.after(after, max) {
+            return Ok(events);
+        }
         self.with_reader(move |conn, target| read_all_blocking(conn, target, after, max))
             .await
     }

@@ -7,6 +7,12 @@
 //! extension with several legs in one call shows its most active one. What a busy extension
 //! is told while it is still being told something else waits and goes in one batch
 //! ([`Reports`]).
+//!
+//! The call does not wait for its extensions at each step: what they are told is queued in
+//! order, per extension, as the step is recorded, and the session goes on (answering the BYE,
+//! forwarding the 200) while the extensions record it. A session waits for everything it queued
+//! only before it ends ([`Told`]), so a call in progress still counts until its extensions show
+//! it over.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -73,21 +79,42 @@ impl Reports {
     }
 }
 
-/// Tells each extension of `changes` its new part in `call`, and returns once each was told (or
-/// telling it failed, which is logged). The extensions' commands are back-pressured, never
+/// What a call queued for its extensions and has not seen told yet.
+#[derive(Debug, Default)]
+pub(crate) struct Told(Vec<oneshot::Receiver<()>>);
+
+impl Told {
+    /// Waits until every extension was told what was queued (or telling it failed, which is
+    /// logged).
+    pub(crate) async fn all(&mut self) {
+        for rx in self.0.drain(..) {
+            let _ = rx.await;
+        }
+    }
+
+    /// Forgets what was told already, so a long call holds only what is still queued.
+    fn prune(&mut self) {
+        self.0
+            .retain_mut(|rx| matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
+    }
+}
+
+/// Queues for each extension of `changes` its new part in `call`, in order after what it was
+/// told before, and notes it in `told`. The extensions' commands are back-pressured, never
 /// refused: the part must arrive, or the line shows a call that ended.
-pub(crate) async fn report(
+pub(crate) fn report(
     reports: &Arc<Reports>,
     extensions: &Registry<Extension>,
     tenant: &TenantId,
     call: CallId,
     correlation: CorrelationId,
     changes: Vec<(ExtensionNumber, ExtensionCallState)>,
+    told: &mut Told,
 ) {
-    let mut told = Vec::with_capacity(changes.len());
+    told.prune();
     for (number, state) in changes {
         let (tx, rx) = oneshot::channel();
-        told.push(rx);
+        told.0.push(rx);
         let pending = Pending {
             call,
             state,
@@ -104,9 +131,6 @@ pub(crate) async fn report(
                 tokio::spawn(tell(reports.clone(), extensions.clone(), instance));
             }
         }
-    }
-    for rx in told {
-        let _ = rx.await;
     }
 }
 

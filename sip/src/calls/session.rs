@@ -37,7 +37,7 @@ use rsipstack::transport::SipAddr;
 use tokio::sync::{mpsc, oneshot};
 
 use super::media::{LegMedia, Sdp};
-use super::observe::{self, Observer};
+use super::observe::{self, Observer, Told};
 use super::plan::{Action, BranchSip, BranchView, CallerSip, plan};
 use super::route::{Reach, RingStep, Routed, Router, Then};
 use super::view::CallView;
@@ -151,6 +151,8 @@ pub(crate) struct Session {
     instance: Instance,
     view: CallView,
     observer: Observer,
+    /// What the extensions were told and may not have recorded yet.
+    told: Told,
     caller: Caller,
     branches: Vec<Branch>,
     /// What follows each ring step started so far.
@@ -211,6 +213,7 @@ impl Session {
             instance,
             view: CallView::default(),
             observer: Observer::default(),
+            told: Told::default(),
             caller,
             branches: Vec::new(),
             steps: Vec::new(),
@@ -401,6 +404,8 @@ impl Session {
                 else => break,
             }
         }
+        // The call counts as in progress until its extensions show it over.
+        self.told.all().await;
         self.end();
     }
 
@@ -513,8 +518,8 @@ impl Session {
                 self.id,
                 self.correlation,
                 changes,
-            )
-            .await;
+                &mut self.told,
+            );
         }
     }
 
