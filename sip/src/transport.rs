@@ -243,6 +243,15 @@ fn size_buffers(socket: &tokio::net::UdpSocket, bytes: usize) {
     if let Err(e) = sock.set_send_buffer_size(bytes) {
         tracing::warn!(error = %e, bytes, "cannot size the UDP send buffer");
     }
+    // Linux reports twice what it granted (the doubling is its bookkeeping).
+    let granted = sock.recv_buffer_size().unwrap_or(0) / 2;
+    if granted < bytes {
+        tracing::warn!(
+            asked = bytes,
+            granted,
+            "the kernel granted a smaller UDP receive buffer than asked (net.core.rmem_max): bursts of datagrams beyond it are dropped"
+        );
+    }
     tracing::debug!(
         receive = ?sock.recv_buffer_size(),
         send = ?sock.send_buffer_size(),

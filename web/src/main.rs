@@ -101,7 +101,8 @@ struct ServeArgs {
     )]
     sip_exempt: Vec<std::net::IpAddr>,
     /// Receive and send buffer asked for on the SIP UDP socket, in bytes; 0 keeps the kernel's
-    /// default (the kernel caps it at net.core.rmem_max / wmem_max).
+    /// default. A full buffer drops datagrams (retransmitted 500 ms later); the kernel caps it
+    /// at net.core.rmem_max / wmem_max.
     #[arg(long = "sip-udp-buffer", env = "LEDGERLINE_SIP_UDP_BUFFER", value_name = "BYTES",
         default_value_t = sip::SipConfig::default().udp_buffer)]
     sip_udp_buffer: usize,
