@@ -169,69 +169,49 @@ PY
   [ "$clean" = yes ]
 }
 
-# Steps `kind` up through `rates` on `side`; stops after the first step that is not clean.
-ladder() {   # side kind rates...
-  local side=$1 kind=$2; shift 2
-  local rate
-  for rate in "$@"; do
-    if [ "$side" = ours ]; then start_ours; export TARGET="127.0.0.1:$PORT" SERVER_PIDS="$SERVER_PID"; fi
-    if step "$side" "$kind" "$rate"; then ok=1; else ok=0; fi
-    [ "$side" = ours ] && stop_ours
-    [ "$ok" = 1 ] || break
-  done
+# One step of `kind` at `rate` on `side` (ours: a fresh server for the step; kam: the running
+# Kamailio); fails when the step is not clean.
+step_on() {   # side kind rate
+  local side=$1 kind=$2 rate=$3 clean=0
+  if [ "$side" = ours ]; then
+    start_ours
+    export TARGET="127.0.0.1:$PORT" SERVER_PIDS="$SERVER_PID"
+    step ours "$kind" "$rate" && clean=1
+    stop_ours
+  else
+    export TARGET=127.0.0.1:5070
+    unset SERVER_PIDS
+    step kam "$kind" "$rate" && clean=1
+  fi
+  [ "$clean" = 1 ]
 }
 
-run_ours() {
-  BIN=$(binary)
-  DIRECTORY=$(write_directory)
-  # shellcheck disable=SC2086
-  ladder ours reg-auth $REG_RATES
-  # shellcheck disable=SC2086
-  ladder ours call-auth $CALL_RATES
-  unset TARGET SERVER_PIDS
-}
-
-run_kam() {
-  export TARGET=127.0.0.1:5070
-  unset SERVER_PIDS
-  KAM_CFG=kamailio-registrar-auth.cfg "$KIT/bench.sh" kam-start >&2
-  trap '"$KIT/bench.sh" kam-stop >&2; stop_ours' EXIT
-  # shellcheck disable=SC2086
-  ladder kam reg-auth $REG_RATES
-  # shellcheck disable=SC2086
-  ladder kam call-auth $CALL_RATES
-  "$KIT/bench.sh" kam-stop >&2
-  trap stop_ours EXIT
-}
-
-# Both sides, rate by rate; each side stops climbing after its first step that is not clean.
-run_both() {
-  BIN=$(binary)
-  DIRECTORY=$(write_directory)
-  KAM_CFG=kamailio-registrar-auth.cfg "$KIT/bench.sh" kam-start >&2
-  trap '"$KIT/bench.sh" kam-stop >&2; stop_ours' EXIT
-  local kind rates rate ours_on kam_on
+# The given sides (ours, kam or both), rate by rate: each rate on each side still climbing;
+# a side stops climbing after its first step that is not clean.
+run_sides() {   # sides...
+  local sides=" $* " kind rates rate side on
+  if [[ "$sides" == *" ours "* ]]; then BIN=$(binary); DIRECTORY=$(write_directory); fi
+  if [[ "$sides" == *" kam "* ]]; then
+    KAM_CFG=kamailio-registrar-auth.cfg "$KIT/bench.sh" kam-start >&2
+    trap '"$KIT/bench.sh" kam-stop >&2; stop_ours' EXIT
+  fi
   for kind in reg-auth call-auth; do
     if [ "$kind" = reg-auth ]; then rates=$REG_RATES; else rates=$CALL_RATES; fi
-    ours_on=1 kam_on=1
+    on="$*"
     for rate in $rates; do
-      if [ "$ours_on" = 1 ]; then
-        start_ours
-        export TARGET="127.0.0.1:$PORT" SERVER_PIDS="$SERVER_PID"
-        step ours "$kind" "$rate" || ours_on=0
-        stop_ours
-      fi
-      if [ "$kam_on" = 1 ]; then
-        export TARGET=127.0.0.1:5070
-        unset SERVER_PIDS
-        step kam "$kind" "$rate" || kam_on=0
-      fi
-      [ "$ours_on" = 1 ] || [ "$kam_on" = 1 ] || break
+      local still=""
+      for side in $on; do
+        step_on "$side" "$kind" "$rate" && still="$still $side"
+      done
+      on=$still
+      [ -n "$on" ] || break
     done
   done
   unset TARGET SERVER_PIDS
-  "$KIT/bench.sh" kam-stop >&2
-  trap stop_ours EXIT
+  if [[ "$sides" == *" kam "* ]]; then
+    "$KIT/bench.sh" kam-stop >&2
+    trap stop_ours EXIT
+  fi
 }
 
 report() {
@@ -257,9 +237,9 @@ trap stop_ours EXIT
 write_csvs
 : > "$WORK/steps.txt"
 case "${1:-all}" in
-  ours) run_ours ;;
-  kam) run_kam ;;
-  all) run_both ;;
+  ours) run_sides ours ;;
+  kam) run_sides kam ;;
+  all) run_sides ours kam ;;
   *) sed -n '2,30p' "$0"; exit 2 ;;
 esac
 report

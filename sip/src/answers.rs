@@ -175,9 +175,11 @@ mod tests {
 
     /// The key of an authenticated REGISTER from [`source`] with `branch` and `cseq`.
     fn key_of(answers: &Answers, branch: &str, cseq: u32) -> u64 {
-        answers
-            .key(&register(branch, cseq, true), source())
-            .unwrap()
+        key_from(answers, branch, cseq, source())
+    }
+
+    fn key_from(answers: &Answers, branch: &str, cseq: u32, from: SocketAddr) -> u64 {
+        answers.key(&register(branch, cseq, true), from).unwrap()
     }
 
     #[test]
@@ -198,19 +200,11 @@ mod tests {
     fn requests_are_told_apart_by_source_cseq_and_branch_and_only_credentials_are_kept() {
         let answers = Answers::new(KEEP);
         let key = key_of(&answers, "z9hG4bK1", 2);
-        let other_source = answers
-            .key(
-                &register("z9hG4bK1", 2, true),
-                "192.0.2.2:5060".parse().unwrap(),
-            )
-            .unwrap();
+        let other_source = key_from(&answers, "z9hG4bK1", 2, "192.0.2.2:5060".parse().unwrap());
         let next = key_of(&answers, "z9hG4bK2", 3);
         assert_ne!(key, other_source);
         assert_ne!(key, next);
-        assert_eq!(
-            answers.key(&register("z9hG4bK1", 2, true), source()),
-            Some(key)
-        );
+        assert_eq!(key_of(&answers, "z9hG4bK1", 2), key);
         assert_eq!(answers.key(&register("z9hG4bK1", 1, false), source()), None);
     }
 

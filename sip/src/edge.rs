@@ -1,14 +1,15 @@
 //! The SIP edge as a running service: it starts the stack, takes each new server transaction,
-//! bounds how many are handled at once (503 beyond), and dispatches: an INVITE outside a dialog
+//! bounds how many requests starting new work are handled at once (503 beyond; requests inside
+//! a dialog and CANCELs are never refused for load), and dispatches: an INVITE outside a dialog
 //! goes to the call edge (`calls`), any request inside one to its dialog (481 when there is
 //! none), everything else is 405. REGISTER, OPTIONS outside a dialog and an INVITE without
 //! credentials never become transactions: the ingress hands them over as they are, and they are
 //! answered statelessly within the same bound (REGISTER by the registrar, OPTIONS with 200, the
 //! INVITE with its challenge), a retransmission over UDP getting the first answer again
-//! (`answers`). A task logs the security summary periodically; another follows the call actors' feed for the
-//! sessions. SIP over WebSocket feeds the same endpoint through a channel connection from the
-//! HTTP server ([`SipEdge::websocket`]), so it meets the same ingress checks; when such a flow
-//! closes, a third task unregisters what was registered over it.
+//! (`answers`). A task logs the security summary periodically; another follows the call actors'
+//! feed for the sessions. SIP over WebSocket feeds the same endpoint through a channel
+//! connection from the HTTP server ([`SipEdge::websocket`]), so it meets the same ingress
+//! checks; when such a flow closes, a third task unregisters what was registered over it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -28,6 +28,7 @@
 //! reuse it by flow affinity (RFC 7118 §5). rsipstack calls every channel "UDP";
 //! [`connection_transport`] gives its real transport.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -768,26 +769,12 @@ impl Outside {
     }
 }
 
-/// A response to `req` sent without a transaction: the request's Via, From, To, Call-ID and
-/// CSeq, then `extra`, `Server` and `Content-Length: 0`. The To tag it adds is a hash of the
-/// Call-ID, the From tag and the top Via, so a retransmission gets the same one (RFC 3261
-/// §8.2.6.2).
+/// A response to `req` sent without a transaction: its [`copied_headers`], then `extra`,
+/// `Server` and `Content-Length: 0`.
 fn stateless_response(req: &Request, status: u16, extra: Vec<Header>, server: &str) -> Response {
     let mut headers = rsipstack::sip::Headers::default();
-    for h in req.headers.iter() {
-        match h {
-            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
-                headers.push(h.clone())
-            }
-            Header::To(to) => {
-                let tagged = match to.tag() {
-                    Ok(Some(_)) => to.clone(),
-                    _ => to.with_tag(stateless_tag(req).into()),
-                };
-                headers.push(Header::To(tagged));
-            }
-            _ => {}
-        }
+    for h in copied_headers(req) {
+        headers.push(h.into_owned());
     }
     for h in extra {
         headers.push(h);
@@ -812,21 +799,8 @@ fn stateless_datagram(req: &Request, status: u16, extra: &[Header], server: &str
     let mut out = String::with_capacity(640);
     // Writing to a String cannot fail.
     let _ = write!(out, "SIP/2.0 {} {}\r\n", code.code(), code.text());
-    for h in req.headers.iter() {
-        let _ = match h {
-            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
-                write!(out, "{h}\r\n")
-            }
-            Header::To(to) => match to.tag() {
-                Ok(Some(_)) => write!(out, "{h}\r\n"),
-                _ => write!(
-                    out,
-                    "{}\r\n",
-                    Header::To(to.with_tag(stateless_tag(req).into()))
-                ),
-            },
-            _ => Ok(()),
-        };
+    for h in copied_headers(req) {
+        let _ = write!(out, "{h}\r\n");
     }
     for h in extra {
         let _ = write!(out, "{h}\r\n");
@@ -835,16 +809,35 @@ fn stateless_datagram(req: &Request, status: u16, extra: &[Header], server: &str
     out.into_bytes().into_boxed_slice()
 }
 
-/// The To tag of a stateless answer to `req`: the same for each retransmission of it.
+/// What a stateless answer to `req` copies from it, in its order: the Vias, From, Call-ID, CSeq
+/// and To, the To tagged with [`stateless_tag`] when it has no tag yet.
+fn copied_headers(req: &Request) -> impl Iterator<Item = Cow<'_, Header>> {
+    req.headers.iter().filter_map(move |h| match h {
+        Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
+            Some(Cow::Borrowed(h))
+        }
+        Header::To(to) => Some(match to.tag() {
+            Ok(Some(_)) => Cow::Borrowed(h),
+            _ => Cow::Owned(Header::To(to.with_tag(stateless_tag(req).into()))),
+        }),
+        _ => None,
+    })
+}
+
+/// The To tag of a stateless answer to `req`: a hash of its Call-ID, From and top Via, so every
+/// retransmission gets the same one (RFC 3261 §8.2.6.2), and so does the ACK of a non-2xx
+/// answer, which repeats exactly those (§17.1.1.3).
 fn stateless_tag(req: &Request) -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::hash::DefaultHasher::new();
+    let mut top_via = true;
     for h in req.headers.iter() {
         match h {
             Header::CallId(v) => v.value().hash(&mut hasher),
             Header::From(v) => v.value().hash(&mut hasher),
-            Header::Via(v) => {
+            Header::Via(v) if top_via => {
                 v.value().hash(&mut hasher);
+                top_via = false;
             }
             _ => {}
         }

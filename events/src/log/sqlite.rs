@@ -473,13 +473,13 @@ fn committed(
     out
 }
 
-/// Runs `group` in one transaction. Every statement, `BEGIN` and `COMMIT` included, is prepared
-/// once and taken from the connection's cache: parsing SQL per commit was a third of the
-/// writer's time.
 /// A commit (its fsync, mostly) this slow is logged: every append of the group, and every phone
 /// or browser waiting on one, waited that long.
 const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// Runs `group` in one transaction. Every statement, `BEGIN` and `COMMIT` included, is prepared
+/// once and taken from the connection's cache: parsing SQL per commit was a third of the
+/// writer's time.
 fn commit_group(
     conn: &Connection,
     target: &str,
