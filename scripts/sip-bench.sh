@@ -6,6 +6,11 @@
 # (kamailio-registrar-auth.cfg, pinned to CPU 0), stepping the rate up until a step is no longer
 # clean, and prints each side's highest clean rate and the ratio.
 #
+# Both sides start every step empty: ours with a fresh data directory, Kamailio restarted (its
+# location table lives in memory only, usrloc db_mode=0). So on both, the first NUSERS
+# REGISTERs of a step are new bindings and the rest are refreshes. (Kept running across steps,
+# Kamailio would see only refreshes after its first step while ours wrote every binding anew.)
+#
 #   scripts/sip-bench.sh                 everything: reg-auth and call-auth, ours and Kamailio's,
 #                                        interleaved (each rate on ours, then on Kamailio)
 #   scripts/sip-bench.sh ours|kam        one side only
@@ -138,6 +143,17 @@ stop_ours() {
   SERVER_PID=""
 }
 
+# Kamailio with digest auth, started afresh (an empty location table); stops one still running.
+start_kam() {
+  stop_kam
+  KAM_CFG=kamailio-registrar-auth.cfg "$KIT/bench.sh" kam-start >&2
+}
+
+stop_kam() {
+  [ -s "$STATEDIR/kamailio.pid" ] || return 0
+  "$KIT/bench.sh" kam-stop >&2
+}
+
 # Runs one bench.sh step; prints its summary lines and records "side kind rate clean line".
 step() {   # side kind rate
   local side=$1 kind=$2 rate=$3 out
@@ -169,8 +185,8 @@ PY
   [ "$clean" = yes ]
 }
 
-# One step of `kind` at `rate` on `side` (ours: a fresh server for the step; kam: the running
-# Kamailio); fails when the step is not clean.
+# One step of `kind` at `rate` on `side`, on a server started afresh for it (ours: a new data
+# directory; kam: Kamailio restarted); fails when the step is not clean.
 step_on() {   # side kind rate
   local side=$1 kind=$2 rate=$3 clean=0
   if [ "$side" = ours ]; then
@@ -179,6 +195,7 @@ step_on() {   # side kind rate
     step ours "$kind" "$rate" && clean=1
     stop_ours
   else
+    start_kam
     export TARGET=127.0.0.1:5070
     unset SERVER_PIDS
     step kam "$kind" "$rate" && clean=1
@@ -192,8 +209,7 @@ run_sides() {   # sides...
   local sides=" $* " kind rates rate side on
   if [[ "$sides" == *" ours "* ]]; then BIN=$(binary); DIRECTORY=$(write_directory); fi
   if [[ "$sides" == *" kam "* ]]; then
-    KAM_CFG=kamailio-registrar-auth.cfg "$KIT/bench.sh" kam-start >&2
-    trap '"$KIT/bench.sh" kam-stop >&2; stop_ours' EXIT
+    trap 'stop_kam; stop_ours' EXIT
   fi
   for kind in reg-auth call-auth; do
     if [ "$kind" = reg-auth ]; then rates=$REG_RATES; else rates=$CALL_RATES; fi
@@ -209,7 +225,7 @@ run_sides() {   # sides...
   done
   unset TARGET SERVER_PIDS
   if [[ "$sides" == *" kam "* ]]; then
-    "$KIT/bench.sh" kam-stop >&2
+    stop_kam
     trap stop_ours EXIT
   fi
 }

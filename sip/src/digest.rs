@@ -11,6 +11,7 @@
 //! too old for the ring is answered like a stale one. Nothing in a challenge depends on the user, so known and unknown
 //! users are challenged identically.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -236,9 +237,12 @@ impl DigestCredentials {
     /// algorithm's length.
     pub fn parse(value: &str) -> Result<Self, CredentialsError> {
         let (params, algorithm) = digest_params(value)?;
-        let get = |name: &'static str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-        let required =
-            |name: &'static str| get(name).cloned().ok_or(CredentialsError::Missing(name));
+        let get = |name: &'static str| param(&params, name);
+        let required = |name: &'static str| {
+            get(name)
+                .map(str::to_owned)
+                .ok_or(CredentialsError::Missing(name))
+        };
         if get("userhash").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
             return Err(CredentialsError::Unsupported("userhash"));
         }
@@ -277,7 +281,7 @@ impl DigestCredentials {
             response: response.to_ascii_lowercase(),
             algorithm,
             qop,
-            opaque: get("opaque").cloned(),
+            opaque: get("opaque").map(str::to_owned),
         };
         if credentials.username.is_empty() || credentials.uri.is_empty() {
             return Err(CredentialsError::Syntax("empty username or uri"));
@@ -379,41 +383,53 @@ impl DigestChallenge {
     /// (a client then answers another challenge of the same response).
     pub fn parse(value: &str) -> Result<Self, CredentialsError> {
         let (params, algorithm) = digest_params(value)?;
-        let get = |name: &'static str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-        let required =
-            |name: &'static str| get(name).cloned().ok_or(CredentialsError::Missing(name));
+        let get = |name: &'static str| param(&params, name);
+        let required = |name: &'static str| {
+            get(name)
+                .map(str::to_owned)
+                .ok_or(CredentialsError::Missing(name))
+        };
         Ok(Self {
             realm: required("realm")?,
             nonce: required("nonce")?,
             algorithm,
-            opaque: get("opaque").cloned(),
+            opaque: get("opaque").map(str::to_owned),
         })
     }
 }
 
 /// The `Digest` scheme's parameters in a challenge or credentials header, and the algorithm
 /// they name (MD5 when none); an algorithm not supported here is refused.
-fn digest_params(
-    value: &str,
-) -> Result<(Vec<(String, String)>, DigestAlgorithm), CredentialsError> {
+fn digest_params(value: &str) -> Result<(Params<'_>, DigestAlgorithm), CredentialsError> {
     let rest = match value.trim().split_once([' ', '\t']) {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("Digest") => rest,
         _ => return Err(CredentialsError::NotDigest),
     };
     let params = parse_auth_params(rest)?;
-    let algorithm = match params.iter().find(|(n, _)| n == "algorithm") {
+    let algorithm = match param(&params, "algorithm") {
         None => DigestAlgorithm::Md5,
-        Some((_, a)) => {
+        Some(a) => {
             DigestAlgorithm::from_name(a).ok_or(CredentialsError::Unsupported("algorithm"))?
         }
     };
     Ok((params, algorithm))
 }
 
-/// `name=value` pairs, names lowercased.
-fn parse_auth_params(input: &str) -> Result<Vec<(String, String)>, CredentialsError> {
+/// `name=value` pairs as written: a value is borrowed unless unescaping a quoted string
+/// changed it. Names compare case-insensitively ([`param`]).
+type Params<'a> = Vec<(&'a str, Cow<'a, str>)>;
+
+/// The value of parameter `name` (lowercase) among `params`.
+fn param<'p>(params: &'p Params<'_>, name: &str) -> Option<&'p str> {
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_ref())
+}
+
+fn parse_auth_params(input: &str) -> Result<Params<'_>, CredentialsError> {
     let bytes = input.as_bytes();
-    let mut params: Vec<(String, String)> = Vec::new();
+    let mut params: Params<'_> = Vec::with_capacity(12);
     let mut i = 0;
     let skip_ws = |i: &mut usize| {
         while *i < bytes.len() && matches!(bytes[*i], b' ' | b'\t' | b'\r' | b'\n') {
@@ -429,7 +445,8 @@ fn parse_auth_params(input: &str) -> Result<Vec<(String, String)>, CredentialsEr
         if i == start {
             return Err(CredentialsError::Syntax("expected a parameter name"));
         }
-        let name = input[start..i].to_ascii_lowercase();
+        let name = &input[start..i];
+        let too_long = || CredentialsError::TooLong(name.to_ascii_lowercase());
         skip_ws(&mut i);
         if i >= bytes.len() || bytes[i] != b'=' {
             return Err(CredentialsError::Syntax(
@@ -440,7 +457,9 @@ fn parse_auth_params(input: &str) -> Result<Vec<(String, String)>, CredentialsEr
         skip_ws(&mut i);
         let value = if i < bytes.len() && bytes[i] == b'"' {
             i += 1;
-            let mut value = Vec::new();
+            let start = i;
+            // Only a value with escapes is copied.
+            let mut unescaped: Option<Vec<u8>> = None;
             loop {
                 match bytes.get(i) {
                     None => return Err(CredentialsError::Syntax("unterminated quoted string")),
@@ -452,22 +471,33 @@ fn parse_auth_params(input: &str) -> Result<Vec<(String, String)>, CredentialsEr
                         let escaped = *bytes
                             .get(i + 1)
                             .ok_or(CredentialsError::Syntax("unterminated quoted string"))?;
-                        value.push(escaped);
+                        unescaped
+                            .get_or_insert_with(|| bytes[start..i].to_vec())
+                            .push(escaped);
                         i += 2;
                     }
                     Some(&c) if c < 0x20 && c != b'\t' => {
                         return Err(CredentialsError::Syntax("control character in a value"));
                     }
                     Some(&c) => {
-                        value.push(c);
+                        if let Some(v) = unescaped.as_mut() {
+                            v.push(c);
+                        }
                         i += 1;
                     }
                 }
-                if value.len() > MAX_PARAM_BYTES {
-                    return Err(CredentialsError::TooLong(name));
+                if unescaped.as_ref().map_or(i - start, Vec::len) > MAX_PARAM_BYTES {
+                    return Err(too_long());
                 }
             }
-            String::from_utf8(value).map_err(|_| CredentialsError::Syntax("value is not UTF-8"))?
+            match unescaped {
+                Some(v) => Cow::Owned(
+                    String::from_utf8(v)
+                        .map_err(|_| CredentialsError::Syntax("value is not UTF-8"))?,
+                ),
+                // Between two ASCII quotes: a whole UTF-8 slice.
+                None => Cow::Borrowed(&input[start..i - 1]),
+            }
         } else {
             let start = i;
             while i < bytes.len() && is_token_char(bytes[i]) {
@@ -476,13 +506,13 @@ fn parse_auth_params(input: &str) -> Result<Vec<(String, String)>, CredentialsEr
             if i == start {
                 return Err(CredentialsError::Syntax("expected a parameter value"));
             }
-            input[start..i].to_owned()
+            Cow::Borrowed(&input[start..i])
         };
         if value.len() > MAX_PARAM_BYTES {
-            return Err(CredentialsError::TooLong(name));
+            return Err(too_long());
         }
-        if params.iter().any(|(n, _)| *n == name) {
-            return Err(CredentialsError::Duplicate(name));
+        if params.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(CredentialsError::Duplicate(name.to_ascii_lowercase()));
         }
         params.push((name, value));
         if params.len() > MAX_PARAMS {
@@ -855,6 +885,11 @@ mod tests {
             ),
             (
                 &format!("Digest {ok}, username=\"b\""),
+                CredentialsError::Duplicate("username".into()),
+            ),
+            // Parameter names are case-insensitive (RFC 2617 §1.2).
+            (
+                &format!("Digest {ok}, UserName=\"b\""),
                 CredentialsError::Duplicate("username".into()),
             ),
             (

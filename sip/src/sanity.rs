@@ -120,6 +120,7 @@ pub enum Datagram {
 }
 
 /// Checks the raw bytes of one datagram. `Err` carries the kind to count; nothing is answered.
+/// One pass over the head, line by line (every datagram of a storm comes through here).
 pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectKind> {
     if bytes.len() > limits.max_message_bytes {
         return Err(RejectKind::TooLarge);
@@ -130,48 +131,52 @@ pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectK
     {
         return Ok(Datagram::Keepalive);
     }
-    let end = find(bytes, b"\r\n\r\n").ok_or(RejectKind::Malformed)?;
-    let head = &bytes[..end];
+    let end = memchr::memmem::find(bytes, b"\r\n\r\n").ok_or(RejectKind::Malformed)?;
     if bytes.len() - (end + 4) > limits.max_body_bytes {
         return Err(RejectKind::TooLarge);
     }
-    let head = std::str::from_utf8(head).map_err(|_| RejectKind::Malformed)?;
-    // Only CRLF line ends, no other control character but HT.
-    let raw = head.as_bytes();
-    for (i, &b) in raw.iter().enumerate() {
-        let ok = match b {
-            b'\r' => raw.get(i + 1) == Some(&b'\n'),
-            b'\n' => i > 0 && raw[i - 1] == b'\r',
-            b'\t' => true,
-            0x7f => false,
-            b => b >= 0x20,
+    // The head and its CRLF: every line ends in CRLF.
+    let head = &bytes[..end + 2];
+    std::str::from_utf8(head).map_err(|_| RejectKind::Malformed)?;
+    let mut headers = 0usize;
+    let mut at = 0;
+    for (n, lf) in memchr::memchr_iter(b'\n', head).enumerate() {
+        // Only CRLF line ends, no other control character but HT.
+        let line = match head[at..lf].split_last() {
+            Some((b'\r', line)) => line,
+            _ => return Err(RejectKind::Malformed),
         };
-        if !ok {
+        at = lf + 1;
+        // Folded over the whole line without an early exit, so it compiles to vector code.
+        let control = line.iter().fold(false, |bad, &b| {
+            bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
+        });
+        if control {
             return Err(RejectKind::Malformed);
         }
-    }
-    let mut lines = head.split("\r\n");
-    let start = lines.next().ok_or(RejectKind::Malformed)?;
-    if !(is_request_line(start) || is_status_line(start)) {
-        return Err(RejectKind::Malformed);
-    }
-    let mut headers = 0usize;
-    for (n, line) in lines.enumerate() {
-        if line.len() > limits.max_header_bytes + 64 {
-            return Err(RejectKind::TooLarge);
-        }
-        if line.starts_with([' ', '\t']) {
-            // A continuation line (folding) may not come first.
-            if n == 0 {
+        if n == 0 {
+            // The start line (UTF-8, as the whole head is).
+            let start = std::str::from_utf8(line).map_err(|_| RejectKind::Malformed)?;
+            if !(is_request_line(start) || is_status_line(start)) {
                 return Err(RejectKind::Malformed);
             }
             continue;
         }
-        let Some(colon) = line.find(':') else {
+        if line.len() > limits.max_header_bytes + 64 {
+            return Err(RejectKind::TooLarge);
+        }
+        if line.starts_with(b" ") || line.starts_with(b"\t") {
+            // A continuation line (folding) may not come first.
+            if n == 1 {
+                return Err(RejectKind::Malformed);
+            }
+            continue;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
             return Err(RejectKind::Malformed);
         };
-        let name = line[..colon].trim_end_matches([' ', '\t']);
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
+        let name = line[..colon].trim_ascii_end();
+        if name.is_empty() || !name.iter().copied().all(is_token_byte) {
             return Err(RejectKind::Malformed);
         }
         headers += 1;
@@ -216,10 +221,6 @@ fn is_token_byte(b: u8) -> bool {
         )
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Headers that must appear exactly once in a request.
 const REQUIRED: [&str; 4] = ["From", "To", "Call-ID", "CSeq"];
 /// Headers that may appear at most once.
@@ -234,9 +235,21 @@ const SINGLETONS: [&str; 8] = [
     "Expires",
 ];
 
-/// The canonical name of a header (compact forms expanded) as rsipstack classified it.
-fn canonical_name(header: &Header) -> &str {
-    header.name()
+/// Where `header` stands in [`SINGLETONS`] (and so in [`REQUIRED`], its first four), by the
+/// variant rsipstack's parser gave it: it classifies every name of these, in any case and in
+/// compact form, so an `Other` header is never one of them.
+fn singleton_slot(header: &Header) -> Option<usize> {
+    Some(match header {
+        Header::From(_) => 0,
+        Header::To(_) => 1,
+        Header::CallId(_) => 2,
+        Header::CSeq(_) => 3,
+        Header::MaxForwards(_) => 4,
+        Header::ContentLength(_) => 5,
+        Header::ContentType(_) => 6,
+        Header::Expires(_) => 7,
+        _ => return None,
+    })
 }
 
 /// Checks a parsed request received over `transport`.
@@ -262,15 +275,20 @@ pub(crate) fn check_request(
     }
     check_sizes(req, limits)?;
 
-    // Presence and uniqueness.
-    let count = |name: &str| {
-        req.headers
-            .iter()
-            .filter(|h| canonical_name(h).eq_ignore_ascii_case(name))
-            .count()
-    };
-    for name in REQUIRED {
-        if count(name) == 0 {
+    // Presence and uniqueness, in one pass over the headers.
+    let mut counts = [0usize; SINGLETONS.len()];
+    let mut values: [Option<&str>; SINGLETONS.len()] = [None; SINGLETONS.len()];
+    let mut requires = false;
+    for h in req.headers.iter() {
+        let Some(slot) = singleton_slot(h) else {
+            requires |= matches!(h, Header::Require(_) | Header::ProxyRequire(_));
+            continue;
+        };
+        counts[slot] += 1;
+        values[slot].get_or_insert_with(|| header_value(h));
+    }
+    for (slot, name) in REQUIRED.iter().enumerate() {
+        if counts[slot] == 0 {
             return Err(Rejection::new(
                 K::MissingHeader,
                 400,
@@ -278,8 +296,8 @@ pub(crate) fn check_request(
             ));
         }
     }
-    for name in SINGLETONS {
-        if count(name) > 1 {
+    for (slot, name) in SINGLETONS.iter().enumerate() {
+        if counts[slot] > 1 {
             return Err(Rejection::new(
                 K::DuplicateHeader,
                 400,
@@ -288,10 +306,10 @@ pub(crate) fn check_request(
         }
     }
     let value = |name: &str| {
-        req.headers
+        SINGLETONS
             .iter()
-            .find(|h| canonical_name(h).eq_ignore_ascii_case(name))
-            .map(header_value)
+            .position(|n| *n == name)
+            .and_then(|slot| values[slot])
     };
 
     check_via(req, transport, limits)?;
@@ -325,7 +343,7 @@ pub(crate) fn check_request(
             ));
         }
     }
-    if method != req.method.to_string() {
+    if !displays_as(&req.method, method) {
         return Err(Rejection::new(
             K::CSeq,
             400,
@@ -378,14 +396,11 @@ pub(crate) fn check_request(
         ));
     }
 
-    if req.method != Method::Ack && req.method != Method::Cancel {
+    if requires && req.method != Method::Ack && req.method != Method::Cancel {
         let tags: Vec<String> = req
             .headers
             .iter()
-            .filter(|h| {
-                let n = canonical_name(h);
-                n.eq_ignore_ascii_case("Proxy-Require") || n.eq_ignore_ascii_case("Require")
-            })
+            .filter(|h| matches!(h, Header::Require(_) | Header::ProxyRequire(_)))
             .flat_map(|h| header_value(h).split(','))
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
@@ -404,17 +419,15 @@ fn check_sizes(req: &Request, limits: &Limits) -> Result<(), Rejection> {
     if req.headers.len() > limits.max_headers {
         return Err(Rejection::new(K::TooLarge, 513, "too many headers"));
     }
-    if req
-        .headers
-        .iter()
-        .any(|h| header_value(h).len() > limits.max_header_bytes)
-    {
+    if req.headers.iter().any(|h| {
+        h.value().len() > limits.max_header_bytes && header_value(h).len() > limits.max_header_bytes
+    }) {
         return Err(Rejection::new(K::TooLarge, 513, "a header is too long"));
     }
     if req.body.len() > limits.max_body_bytes {
         return Err(Rejection::new(K::TooLarge, 413, "the body is too large"));
     }
-    if req.uri.to_string().len() > limits.max_uri_bytes {
+    if displayed_len(&req.uri) > limits.max_uri_bytes {
         return Err(Rejection::new(
             K::TooLarge,
             414,
@@ -422,6 +435,47 @@ fn check_sizes(req: &Request, limits: &Limits) -> Result<(), Rejection> {
         ));
     }
     Ok(())
+}
+
+/// A value's `Display` text, measured as it is written instead of allocated: its length, and
+/// whether it is `expected` so far.
+struct Measure<'a> {
+    len: usize,
+    expected: &'a str,
+    matches: bool,
+}
+
+impl Measure<'_> {
+    fn of<'a>(value: &impl std::fmt::Display, expected: &'a str) -> Measure<'a> {
+        use std::fmt::Write;
+        let mut m = Measure {
+            len: 0,
+            expected,
+            matches: true,
+        };
+        let _ = write!(m, "{value}");
+        m
+    }
+}
+
+impl std::fmt::Write for Measure<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.matches = self.matches && self.expected.get(self.len..end) == Some(s);
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// The length of `value`'s text.
+fn displayed_len(value: &impl std::fmt::Display) -> usize {
+    Measure::of(value, "").len
+}
+
+/// Whether `value`'s text is exactly `text`.
+fn displays_as(value: &impl std::fmt::Display, text: &str) -> bool {
+    let m = Measure::of(value, text);
+    m.matches && m.len == text.len()
 }
 
 fn check_via(req: &Request, transport: Transport, limits: &Limits) -> Result<(), Rejection> {
@@ -664,6 +718,19 @@ mod tests {
                 RejectKind::Malformed,
             ),
             (REGISTER.replace("Via: ", "Vi a: "), RejectKind::Malformed),
+            // A lone CR, a DEL, a folded first header line.
+            (
+                REGISTER.replace("Call-ID: c1", "Call-ID: c\r1"),
+                RejectKind::Malformed,
+            ),
+            (
+                REGISTER.replace("Call-ID: c1", "Call-ID: c\u{7f}1"),
+                RejectKind::Malformed,
+            ),
+            (
+                REGISTER.replace("SIP/2.0\r\nVia:", "SIP/2.0\r\n Via:"),
+                RejectKind::Malformed,
+            ),
             (
                 format!("{REGISTER}{}", "x".repeat(9_000)),
                 RejectKind::TooLarge,
@@ -683,6 +750,9 @@ mod tests {
             check_datagram(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", &l),
             Ok(Datagram::Message)
         );
+        // Folding after the first header line, and tabs, are allowed.
+        let folded = REGISTER.replace("Expires: 3600", "Expires:\t3600\r\n\t ;x=1");
+        assert_eq!(check_datagram(folded.as_bytes(), &l), Ok(Datagram::Message));
     }
 
     #[test]
@@ -709,6 +779,20 @@ mod tests {
                 400,
             ),
             (with("CSeq:", "CSeq: 1 INVITE\r\n"), RejectKind::CSeq, 400),
+            // Methods are case-sensitive (RFC 3261 §7.1), and compared whole.
+            (with("CSeq:", "CSeq: 1 register\r\n"), RejectKind::CSeq, 400),
+            (
+                with("CSeq:", "CSeq: 1 REGISTERS\r\n"),
+                RejectKind::CSeq,
+                400,
+            ),
+            (with("CSeq:", "CSeq: 1 REGISTE\r\n"), RejectKind::CSeq, 400),
+            // Compact forms count as their long names.
+            (
+                with("Call-ID:", "Call-ID: c1@127.0.0.1\r\ni: c2@127.0.0.1\r\n"),
+                RejectKind::DuplicateHeader,
+                400,
+            ),
             (
                 with("CSeq:", "CSeq: one REGISTER\r\n"),
                 RejectKind::CSeq,
@@ -835,6 +919,19 @@ mod tests {
             &format!("Expires: 3600\r\nUser-Agent: {}\r\n", "u".repeat(3_000)),
         );
         assert_eq!(rejection(&long).kind, RejectKind::TooLarge);
+        // "sip:127.0.0.1:5060" is 18 bytes: allowed at 18, refused at 17.
+        for (max_uri_bytes, refused) in [(18, false), (17, true)] {
+            let limits = Limits {
+                max_uri_bytes,
+                ..Limits::default()
+            };
+            let r = check_request(&parse(REGISTER), Transport::Udp, &limits);
+            assert_eq!(
+                r.err().map(|r| (r.kind, r.status)),
+                refused.then_some((RejectKind::TooLarge, 414)),
+                "max_uri_bytes {max_uri_bytes}"
+            );
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use events::Clock;
 use rsipstack::platform::CancellationToken;
-use rsipstack::sip::{Header, HeadersExt, Request, Response, SipMessage, StatusCode, Transport};
+use rsipstack::sip::{Header, Request, Response, SipMessage, StatusCode, Transport};
 use rsipstack::transaction::endpoint::{EndpointInnerRef, TransportEventInspector};
 use rsipstack::transaction::{EndpointBuilder, TransactionReceiver};
 use rsipstack::transport::channel::ChannelConnection;
@@ -674,7 +674,7 @@ fn remote_ip(connection: &SipConnection) -> Option<IpAddr> {
 /// by [`acknowledges_stateless`]). Every other request gets a server transaction.
 pub(crate) fn answered_outside(req: &Request) -> bool {
     use rsipstack::sip::Method;
-    let tagged = || matches!(req.to_header().map(|to| to.tag()), Ok(Ok(Some(_))));
+    let tagged = || to_tag(req).is_some();
     match req.method {
         Method::Register => true,
         Method::Options => !tagged(),
@@ -693,10 +693,57 @@ pub(crate) fn answered_outside(req: &Request) -> bool {
 /// and Via, RFC 3261 §17.1.1.3). No transaction waits for it, so it ends here.
 fn acknowledges_stateless(req: &Request) -> bool {
     req.method == rsipstack::sip::Method::Ack
-        && matches!(
-            req.to_header().map(|to| to.tag()),
-            Ok(Ok(Some(tag))) if tag.value() == stateless_tag(req)
-        )
+        && to_tag(req).is_some_and(|tag| tag == stateless_tag(req))
+}
+
+/// The tag of `req`'s To header (the first To), read from its text.
+pub(crate) fn to_tag(req: &Request) -> Option<&str> {
+    req.headers.iter().find_map(|h| match h {
+        Header::To(to) => Some(header_tag(to.value())),
+        _ => None,
+    })?
+}
+
+/// The `tag` parameter of a From or To value (RFC 3261 §20.20, §20.39), read from its text
+/// instead of parsing the whole name-addr: a registration storm looks at two per REGISTER.
+/// Header parameters follow the `<…>` of a name-addr (skipping a quoted display name), or
+/// the first `;` of a bare addr-spec, whose own parameters they are (§20). Read as rsipstack's
+/// parameter parser reads them (`tag=` exactly, any case), so the sanity checks, the dialog
+/// layer and the stateless answers agree on which requests carry a tag.
+pub(crate) fn header_tag(value: &str) -> Option<&str> {
+    let bytes = value.as_bytes();
+    let (mut i, mut quoted, mut escaped) = (0, false, false);
+    let mut params = None;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => quoted = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => quoted = true,
+                b'<' => {
+                    let close = value[i..].find('>')? + i;
+                    params = Some(&value[close + 1..]);
+                    break;
+                }
+                b';' => {
+                    params = Some(&value[i..]);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    params?.split(';').skip(1).find_map(|p| {
+        let (name, tag) = p.trim().split_once('=')?;
+        name.eq_ignore_ascii_case("tag").then_some(tag)
+    })
 }
 
 /// A request the ingress passed that is answered without a transaction, with what answers it.
@@ -816,9 +863,11 @@ fn copied_headers(req: &Request) -> impl Iterator<Item = Cow<'_, Header>> {
         Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
             Some(Cow::Borrowed(h))
         }
-        Header::To(to) => Some(match to.tag() {
-            Ok(Some(_)) => Cow::Borrowed(h),
-            _ => Cow::Owned(Header::To(to.with_tag(stateless_tag(req).into()))),
+        Header::To(to) => Some(match header_tag(to.value()) {
+            Some(_) => Cow::Borrowed(h),
+            None => Cow::Owned(Header::To(
+                format!("{};tag={}", to.value().trim_end(), stateless_tag(req)).into(),
+            )),
         }),
         _ => None,
     })
@@ -869,6 +918,7 @@ pub(crate) fn event_transport(t: Transport) -> events::model::Transport {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use rsipstack::sip::HeadersExt;
 
     /// A request of `method` from 1002 to 1003, its To tagged with `to_tag`, with `extra`
     /// header lines.
@@ -932,6 +982,38 @@ pub(crate) mod tests {
         assert!(!answered_outside(&request("INVITE", None, credentials)));
         assert!(!answered_outside(&request("INVITE", Some("t"), "")));
         assert!(!answered_outside(&request("BYE", Some("t"), "")));
+    }
+
+    #[test]
+    fn a_tag_is_read_from_the_header_parameters_only() {
+        let cases = [
+            ("<sip:1003@192.0.2.9>", None),
+            ("<sip:1003@192.0.2.9>;tag=abc", Some("abc")),
+            ("<sip:1003@192.0.2.9>;expires=5 ; TAG=x1", Some("x1")),
+            ("<sip:1003@192.0.2.9>;tag", None),
+            ("sip:1003@192.0.2.9;tag=bare", Some("bare")),
+            ("sip:1003@192.0.2.9", None),
+            // Parameters inside the brackets are the URI's.
+            ("<sip:1003@192.0.2.9;tag=uri>", None),
+            ("<sip:1003@192.0.2.9;tag=uri>;tag=hdr", Some("hdr")),
+            // A quoted display name may hold anything.
+            ("\"a;tag=no <x>\" <sip:1003@192.0.2.9>", None),
+            (
+                "\"say \\\"hi\\\";tag=no\" <sip:1003@192.0.2.9>;tag=t9",
+                Some("t9"),
+            ),
+            ("Bob <sip:1003@192.0.2.9>;tag=t2", Some("t2")),
+        ];
+        for (value, tag) in cases {
+            assert_eq!(header_tag(value), tag, "{value}");
+            // rsipstack's full parse agrees.
+            let typed = rsipstack::sip::headers::To::new(value).tag().unwrap();
+            assert_eq!(
+                typed.as_ref().map(|t| t.value()),
+                tag,
+                "{value} (rsipstack)"
+            );
+        }
     }
 
     #[test]

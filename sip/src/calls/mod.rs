@@ -416,10 +416,7 @@ pub(crate) async fn in_dialog(core: &Core, mut tx: Transaction) {
 
 /// Whether `req` belongs to a dialog (its To has a tag).
 pub(crate) fn in_a_dialog(req: &Request) -> bool {
-    req.to_header()
-        .ok()
-        .and_then(|t| t.tag().ok().flatten())
-        .is_some()
+    crate::transport::to_tag(req).is_some()
 }
 
 #[cfg(test)]
