@@ -70,7 +70,8 @@ pub trait IdGen: Send + Sync + fmt::Debug {
 
 /// Time-ordered random UUIDs (version 7: a millisecond timestamp, then random bits). Ids made
 /// one after another sort one after another, so the log's event-id index grows at its right
-/// edge instead of touching a random page per event.
+/// edge instead of touching a random page per event. The random bits come from a per-thread
+/// generator seeded by the OS (uuid's `fast-rng`), not a system call per id.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RandomIds;
 

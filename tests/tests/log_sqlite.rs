@@ -253,3 +253,108 @@ async fn reads_near_the_head_match_the_file() {
         .collect();
     assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
 }
+
+/// Two processes writing one file (two logs on it stand for them). The writer remembers the
+/// versions its own commits left streams at and appends without looking them up: the other's
+/// appends must not make it append on a stale version. Each appends to streams the other moved
+/// on, with every kind of expected version, and to a new stream the other made. And what each
+/// reads near the head, which it would answer from the events it committed, must hold the
+/// other's events too.
+#[tokio::test]
+async fn two_processes_writing_one_file_see_each_others_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let (one, two) = (open(&path).await.unwrap(), open(&path).await.unwrap());
+    let s = stream("shared");
+    one.append(&s, ExpectedVersion::NoStream, events(0, 2))
+        .await
+        .unwrap();
+    two.append(&s, ExpectedVersion::Exact(2), events(10, 1))
+        .await
+        .unwrap();
+    // `one` wrote version 2 last; the stream is at 3.
+    let stale = one
+        .append(&s, ExpectedVersion::Exact(2), events(20, 1))
+        .await;
+    assert!(
+        matches!(&stale, Err(LogError::WrongExpectedVersion { actual, .. }) if actual.0 == 3),
+        "{stale:?}"
+    );
+    let next = one
+        .append(&s, ExpectedVersion::Exact(3), events(30, 2))
+        .await
+        .unwrap();
+    assert_eq!((next.next_expected, next.last_position.0), (5, 5));
+    let any = two
+        .append(&s, ExpectedVersion::Any, events(40, 1))
+        .await
+        .unwrap();
+    assert_eq!(any.next_expected, 6);
+    let any = one
+        .append(&s, ExpectedVersion::Any, events(50, 1))
+        .await
+        .unwrap();
+    assert_eq!(any.next_expected, 7);
+    // A new stream made by the other writer is not new any more.
+    let t = stream("made-by-two");
+    two.append(&t, ExpectedVersion::NoStream, events(60, 1))
+        .await
+        .unwrap();
+    let again = one
+        .append(&t, ExpectedVersion::NoStream, events(70, 1))
+        .await;
+    assert!(
+        matches!(&again, Err(LogError::WrongExpectedVersion { actual, .. }) if actual.0 == 1),
+        "{again:?}"
+    );
+    // A faithful retry through the other writer gets the first outcome back.
+    let batch = events(80, 2);
+    let first = one
+        .append(&t, ExpectedVersion::Exact(1), batch.clone())
+        .await
+        .unwrap();
+    let retried = two.append(&t, ExpectedVersion::Any, batch).await.unwrap();
+    assert_eq!(first, retried);
+    // What each reads (near the head: from what its writer kept) is what the file holds.
+    let mut live = Vec::new();
+    for log in [&one, &two] {
+        for after in 0..=10 {
+            live.push(log.read_all(GlobalPosition(after), 100).await.unwrap());
+        }
+    }
+    drop((one, two));
+    let log = open(&path).await.unwrap();
+    let mut from_file = Vec::new();
+    for after in 0..=10 {
+        from_file.push(log.read_all(GlobalPosition(after), 100).await.unwrap());
+    }
+    let positions = |reads: &[Vec<events::StoredEvent>]| -> Vec<Vec<u64>> {
+        reads
+            .iter()
+            .map(|r| r.iter().map(|e| e.position.0).collect())
+            .collect()
+    };
+    assert_eq!(positions(&live[..11]), positions(&from_file), "one");
+    assert_eq!(positions(&live[11..]), positions(&from_file), "two");
+    assert_eq!(live[..11], from_file[..]);
+    assert_eq!(live[11..], from_file[..]);
+    let versions: Vec<(String, u64)> = log
+        .read_all(GlobalPosition(0), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.stream.to_string(), e.version))
+        .collect();
+    let expect = |name: &str, n: u64| {
+        let name = stream(name).to_string();
+        (1..=n).map(move |v| (name.clone(), v))
+    };
+    let mut sorted = versions.clone();
+    sorted.sort();
+    let mut wanted: Vec<_> = expect("shared", 7)
+        .chain(expect("made-by-two", 3))
+        .collect();
+    wanted.sort();
+    assert_eq!(sorted, wanted);
+    assert_eq!(versions.len(), 10);
+}

@@ -19,9 +19,15 @@
 //! and `read_all` after a position they cover is answered from there, with no read connection,
 //! no trip to the blocking pool and no decoding. Subscribers (the projections) follow the head,
 //! so their reads are nearly all of this kind; older positions, and everything before the first
-//! commit of this process, are read from the file.
+//! commit of this process, are read from the file. So is everything once the writer has seen
+//! another process commit to the same file.
+//!
+//! Appends without lookups: the writer remembers the version its commits left each stream at
+//! ([`Versions`]). An append whose expected version that settles (or that starts a new stream)
+//! is inserted at once; the table's unique keys refuse it if the memory was wrong or the ids are
+//! stored already, and only then is the request looked up (an idempotent retry, a conflict).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -76,27 +82,52 @@ pub struct SqliteLog {
 
 /// The newest events this process committed, in position order without holes, exactly as they
 /// were written: the writer adds each commit's events before it moves the head, so the last one
-/// held is always the head.
+/// held is always the head. A commit that does not follow the last one held (another process
+/// wrote to the file in between) starts it over.
+///
+/// It stands for the head of the log only while this process is the file's one writer. Once the
+/// writer sees that another process committed to the file ([`Versions::check`]), it is given up
+/// for good ([`Tail::share`]) and every read goes to the file: what the other process appends
+/// after this one's last commit is in no tail.
 #[derive(Debug, Default)]
-struct Tail(Mutex<VecDeque<StoredEvent>>);
+struct Tail {
+    events: Mutex<VecDeque<StoredEvent>>,
+    shared: std::sync::atomic::AtomicBool,
+}
 
 impl Tail {
     fn events(&self) -> std::sync::MutexGuard<'_, VecDeque<StoredEvent>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_shared(&self) -> bool {
+        self.shared.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Another process writes the file too: nothing is kept or answered from here on.
+    fn share(&self) {
+        if !self.shared.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            tracing::info!(
+                "another process writes this event log too: reads near the head now go to the file"
+            );
+        }
+        self.events().clear();
     }
 
     /// Adds a commit's events (positions following the last one held).
     fn extend(&self, committed: Vec<StoredEvent>) {
-        if committed.is_empty() {
+        if committed.is_empty() || self.is_shared() {
             return;
         }
         let mut events = self.events();
-        debug_assert!(
-            events
-                .back()
-                .is_none_or(|last| last.position.0 + 1 == committed[0].position.0),
-            "a commit's events must follow the tail"
-        );
+        if events
+            .back()
+            .is_some_and(|last| last.position.0 + 1 != committed[0].position.0)
+        {
+            // Another process committed in between: what is held no longer runs on to this
+            // commit, so it starts over here, and reads before it go to the file.
+            events.clear();
+        }
         events.extend(committed);
         let excess = events.len().saturating_sub(TAIL_KEPT);
         events.drain(..excess);
@@ -104,6 +135,9 @@ impl Tail {
 
     /// Up to `max` events after `after`, or `None` when the tail does not reach back that far.
     fn after(&self, after: GlobalPosition, max: usize) -> Option<Vec<StoredEvent>> {
+        if self.is_shared() {
+            return None;
+        }
         let events = self.events();
         let first = events.front()?.position.0;
         let skip = usize::try_from((after.0 + 1).checked_sub(first)?).ok()?;
@@ -366,10 +400,14 @@ fn writer_loop(
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut window = CommitWindow::new(window);
+    let mut versions = Versions::default();
     while let Some(first) = rx.blocking_recv() {
         group.push(first);
         window.gather(&mut rx, &mut group);
-        let replies = commit_group(&conn, &target, &mut group);
+        let replies = commit_group(&conn, &target, &mut group, &mut versions);
+        if versions.others_wrote {
+            tail.share();
+        }
         match replies {
             Ok((results, new_head)) => {
                 tail.extend(committed(&mut group, &results));
@@ -484,9 +522,14 @@ fn commit_group(
     conn: &Connection,
     target: &str,
     group: &mut [AppendRequest],
+    versions: &mut Versions,
 ) -> Result<GroupResult, rusqlite::Error> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let applied = apply_group(conn, target, group).and_then(|applied| {
+    let mut staged = HashMap::new();
+    let applied = versions
+        .check(conn)
+        .and_then(|()| apply_group(conn, target, group, versions, &mut staged))
+        .and_then(|applied| {
         let started = std::time::Instant::now();
         conn.prepare_cached("COMMIT")?.execute([])?;
         let took = started.elapsed();
@@ -497,19 +540,83 @@ fn commit_group(
         }
         Ok(applied)
     });
-    if applied.is_err() && !conn.is_autocommit() {
-        // Nothing of the group is kept; the error goes to every request of it.
-        let _ = conn
-            .prepare_cached("ROLLBACK")
-            .and_then(|mut s| s.execute([]));
+    match &applied {
+        Ok(_) => versions.committed(staged),
+        Err(_) => {
+            // What the group knew of versions is forgotten with it.
+            versions.forget();
+            if !conn.is_autocommit() {
+                // Nothing of the group is kept; the error goes to every request of it.
+                let _ = conn
+                    .prepare_cached("ROLLBACK")
+                    .and_then(|mut s| s.execute([]));
+            }
+        }
     }
     applied
+}
+
+/// How many stream versions the writer remembers before it starts over (a call is a stream of
+/// its own, so they would otherwise grow without bound).
+const VERSIONS_KEPT: usize = 65_536;
+
+/// The versions the writer's own commits left streams at, so that an append to a stream it
+/// wrote to needs no lookup of the stream's current version. They hold while the file changes
+/// only through this writer: `PRAGMA data_version` moves when another connection (another
+/// process) commits to the file, and then they are forgotten ([`Versions::check`]).
+#[derive(Debug, Default)]
+struct Versions {
+    known: HashMap<StreamId, u64>,
+    /// `PRAGMA data_version` when `known` was last vouched for.
+    data_version: Option<i64>,
+    /// Another connection has committed to the file since this writer's first group.
+    others_wrote: bool,
+}
+
+impl Versions {
+    /// Forgets everything if another connection committed since the last group. Run inside the
+    /// group's `BEGIN IMMEDIATE`, so no other commit can come before the group's own.
+    fn check(&mut self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        let now: i64 = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        if self.data_version != Some(now) {
+            self.known.clear();
+            self.others_wrote |= self.data_version.is_some();
+            self.data_version = Some(now);
+        }
+        Ok(())
+    }
+
+    /// The version of `stream` as the group (`staged`) or earlier commits left it, if known.
+    fn get(&self, staged: &HashMap<StreamId, u64>, stream: &StreamId) -> Option<u64> {
+        staged
+            .get(stream)
+            .or_else(|| self.known.get(stream))
+            .copied()
+    }
+
+    /// Keeps what a committed group appended.
+    fn committed(&mut self, staged: HashMap<StreamId, u64>) {
+        if self.known.len() + staged.len() > VERSIONS_KEPT {
+            self.known.clear();
+        }
+        self.known.extend(staged);
+    }
+
+    fn forget(&mut self) {
+        self.known.clear();
+        // Checked again from scratch; whether others wrote is not forgotten.
+        self.data_version = None;
+    }
 }
 
 fn apply_group(
     tx: &Connection,
     target: &str,
     group: &mut [AppendRequest],
+    versions: &Versions,
+    staged: &mut HashMap<StreamId, u64>,
 ) -> Result<GroupResult, rusqlite::Error> {
     let mut head: i64 = tx
         .prepare_cached("SELECT coalesce(max(position), 0) FROM events")?
@@ -524,10 +631,14 @@ fn apply_group(
             tx.prepare_cached("SAVEPOINT request")?.execute([])?;
         }
         let before = head;
-        match apply(tx, target, &mut head, req) {
+        let known = versions.get(staged, &req.stream);
+        match apply(tx, target, &mut head, req, known) {
             Ok(out) => {
                 if guarded {
                     tx.prepare_cached("RELEASE request")?.execute([])?;
+                }
+                if out.fresh {
+                    staged.insert(req.stream.clone(), out.outcome.next_expected);
                 }
                 results.push(Ok(out));
             }
@@ -545,7 +656,36 @@ fn apply_group(
     Ok((results, GlobalPosition(head as u64)))
 }
 
+/// Appends `req` at `*head`. With the stream's version `known` (the writer's own commits left
+/// it there) and an expected version it admits, the events are simply inserted: that is nearly
+/// every append of a running engine. So is the first append to a new stream (`NoStream`):
+/// versions start at 1 without gaps, so inserting version 1 fails exactly when the stream
+/// exists. Only when the insert is refused (an id already stored: a retry or a conflict; or the
+/// stream exists) or the version is not known does it look the request up.
 fn apply(
+    conn: &Connection,
+    target: &str,
+    head: &mut i64,
+    req: &AppendRequest,
+    known: Option<u64>,
+) -> Result<Written, LogError> {
+    let new_stream = matches!(
+        req.expected,
+        ExpectedVersion::NoStream | ExpectedVersion::Exact(0)
+    );
+    let guess = known.or(new_stream.then_some(0));
+    if let Some(current) = guess.filter(|v| req.expected.admits(*v)) {
+        match insert(conn, head, req, current as i64) {
+            Err(Refused::First(err)) if is_constraint(&err) => {}
+            other => return other.map_err(|r| r.into_error(conn, target, req)),
+        }
+    }
+    apply_checked(conn, target, head, req)
+}
+
+/// [`apply`] with every check made against the file: the idempotency of a retry, then the
+/// stream's version.
+fn apply_checked(
     conn: &Connection,
     target: &str,
     head: &mut i64,
@@ -606,57 +746,97 @@ fn apply(
             actual: CurrentVersion(current as u64),
         });
     }
+    insert(conn, head, req, current).map_err(|r| r.into_error(conn, target, req))
+}
+
+/// Why [`insert`] stopped. The first row's refusal leaves nothing of the request behind (a
+/// failed statement undoes itself); a later one leaves the rows before it, which the request's
+/// savepoint undoes.
+enum Refused {
+    First(rusqlite::Error),
+    Later(usize, rusqlite::Error),
+}
+
+impl Refused {
+    /// The error the request gets: an `EventIdConflict` when the refused row's id is stored
+    /// already, else the database's error.
+    fn into_error(self, conn: &Connection, target: &str, req: &AppendRequest) -> LogError {
+        let (index, err) = match self {
+            Refused::First(err) => (0, err),
+            Refused::Later(index, err) => (index, err),
+        };
+        let event_id = req.events[index].event_id;
+        let holder = if is_constraint(&err) {
+            conn.query_row(
+                "SELECT stream_id, version FROM events WHERE event_id = ?1",
+                params![event_id.as_uuid().as_bytes()],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()
+        } else {
+            Ok(None)
+        };
+        match holder {
+            Ok(Some((s, v))) => match parse_stream(target, 0, &s) {
+                Ok(existing_stream) => LogError::EventIdConflict {
+                    event_id,
+                    existing_stream,
+                    existing_version: v as u64,
+                },
+                Err(e) => e,
+            },
+            Ok(None) => sql_err(target, err),
+            Err(e) => sql_err(target, e),
+        }
+    }
+}
+
+fn is_constraint(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ffi::ErrorCode::ConstraintViolation)
+    )
+}
+
+/// Inserts `req`'s events after version `current` of the stream, at positions after `*head`.
+fn insert(
+    conn: &Connection,
+    head: &mut i64,
+    req: &AppendRequest,
+    current: i64,
+) -> Result<Written, Refused> {
+    let stream = &req.stream;
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO events (position, stream_id, version, event_id, event_type, schema_version, \
              occurred_at, tenant, causation_id, correlation_id, payload, checksum) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
-        .map_err(e)?;
+        .map_err(Refused::First)?;
     let first_position = *head + 1;
     for (i, ev) in req.events.iter().enumerate() {
         let position = first_position + i as i64;
         let version = current + 1 + i as i64;
         let sum = checksum(stream, version as u64, ev);
-        let res = insert.execute(params![
-            position,
-            stream.as_str(),
-            version,
-            ev.event_id.as_uuid().as_bytes(),
-            ev.event_type,
-            ev.schema_version,
-            ev.occurred_at.timestamp_micros(),
-            ev.tenant.as_ref().map(|t| t.as_str()),
-            ev.causation_id.map(|c| c.as_uuid().into_bytes()),
-            ev.correlation_id.map(|c| c.as_uuid().into_bytes()),
-            ev.payload,
-            sum as i64,
-        ]);
-        if let Err(err) = res {
-            let is_constraint = matches!(
-                err.sqlite_error_code(),
-                Some(rusqlite::ffi::ErrorCode::ConstraintViolation)
-            );
-            let holder = if is_constraint {
-                conn.query_row(
-                    "SELECT stream_id, version FROM events WHERE event_id = ?1",
-                    params![ev.event_id.as_uuid().as_bytes()],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-                )
-                .optional()
-                .map_err(e)?
-            } else {
-                None
-            };
-            if let Some((s, v)) = holder {
-                return Err(LogError::EventIdConflict {
-                    event_id: ev.event_id,
-                    existing_stream: parse_stream(target, 0, &s)?,
-                    existing_version: v as u64,
-                });
-            }
-            return Err(e(err));
-        }
+        insert
+            .execute(params![
+                position,
+                stream.as_str(),
+                version,
+                ev.event_id.as_uuid().as_bytes(),
+                ev.event_type,
+                ev.schema_version,
+                ev.occurred_at.timestamp_micros(),
+                ev.tenant.as_ref().map(|t| t.as_str()),
+                ev.causation_id.map(|c| c.as_uuid().into_bytes()),
+                ev.correlation_id.map(|c| c.as_uuid().into_bytes()),
+                ev.payload,
+                sum as i64,
+            ])
+            .map_err(|err| match i {
+                0 => Refused::First(err),
+                i => Refused::Later(i, err),
+            })?;
     }
     let n = req.events.len() as i64;
     *head += n;
