@@ -171,7 +171,7 @@ impl SqliteCdrStore {
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
-                let mut insert = tx.prepare_cached(&insert_sql())?;
+                let mut insert = tx.prepare_cached(insert_sql())?;
                 for r in &rows {
                     insert.execute(params![
                         r.linkedid.to_string(),
@@ -223,12 +223,13 @@ impl SqliteCdrStore {
                 for id in &closed {
                     delete.execute(params![id])?;
                 }
-                // Last, so that a failure here takes the rows above with it.
-                tx.execute(
+                // Last, so that a failure here takes the rows above with it. Prepared once: a
+                // commit that only moves the checkpoint comes with every flush.
+                tx.prepare_cached(
                     "INSERT INTO projection_checkpoints (name, position) VALUES (?1, ?2) \
                      ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                    params![name, position],
-                )?;
+                )?
+                .execute(params![name, position])?;
             }
             tx.commit()
         })
@@ -285,13 +286,17 @@ fn describe(path: &Path) -> String {
     format!("sqlite:{}", path.display())
 }
 
-fn insert_sql() -> String {
-    let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
-    format!(
-        "INSERT INTO cdr ({}) VALUES ({})",
-        COLUMNS.join(", "),
-        placeholders.join(", ")
-    )
+/// The row insert, written once.
+fn insert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
+        format!(
+            "INSERT INTO cdr ({}) VALUES ({})",
+            COLUMNS.join(", "),
+            placeholders.join(", ")
+        )
+    })
 }
 
 /// The SELECT for `query` and its parameters.
