@@ -12,7 +12,8 @@
 //! at the latest when flushed), so a crash leaves both at the same position and a restart
 //! neither skips nor repeats anything. While following, a batch is whatever the subscription
 //! can hand out without waiting (bounded), and every batch is flushed: a quiet log costs one
-//! commit per event and a busy one far fewer. An event that arrives within the linger time
+//! commit per event and a busy one far fewer (a batch that moved only a projection's checkpoint
+//! may wait for a later commit, [`Projection::flush_live`]). An event that arrives within the linger time
 //! ([`LIVE_LINGER`]) of the last flush waits out the rest of it, so that what the
 //! log commits meanwhile joins its batch: under load a projection flushes at most once per
 //! linger time, and an event is never held longer than that.
@@ -70,9 +71,17 @@ pub trait Projection: Send + fmt::Debug {
     ) -> Result<(), ProjectionError>;
 
     /// Makes anything applied but not yet stored durable (called when the runner has caught
-    /// up, after every batch while following, and when it stops).
+    /// up and when it stops).
     async fn flush(&mut self) -> Result<(), ProjectionError> {
         Ok(())
+    }
+
+    /// Called after every batch while following: makes what the batch changed durable. A
+    /// persistent projection may leave a batch that changed nothing but its checkpoint for a
+    /// later commit (a restart then folds those events again, changing nothing), so that a
+    /// stretch of events it does not fold costs no transaction per batch.
+    async fn flush_live(&mut self) -> Result<(), ProjectionError> {
+        self.flush().await
     }
 }
 
@@ -273,7 +282,9 @@ impl Runner {
             }
             self.apply(&batch, sub.position()).await?;
             // Following: what was applied becomes durable (and visible) now.
-            self.flush().await?;
+            for entry in &mut self.entries {
+                entry.projection.flush_live().await?;
+            }
             last_flush = Some(Instant::now());
         }
         self.flush().await

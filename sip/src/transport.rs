@@ -841,18 +841,30 @@ fn stateless_response(req: &Request, status: u16, extra: Vec<Header>, server: &s
 /// text rsipstack writes for that response, without copying every header into a `Response`
 /// first and joining one string per header (a registration storm answers every REGISTER so).
 fn stateless_datagram(req: &Request, status: u16, extra: &[Header], server: &str) -> Box<[u8]> {
-    use std::fmt::Write;
     let code = StatusCode::from(status);
     let mut out = String::with_capacity(640);
-    // Writing to a String cannot fail.
-    let _ = write!(out, "SIP/2.0 {} {}\r\n", code.code(), code.text());
+    out.push_str("SIP/2.0 ");
+    out.push_str(&code.code().to_string());
+    out.push(' ');
+    out.push_str(code.text());
+    out.push_str("\r\n");
+    // Name and value side by side, as every header's Display writes them (checked by a test),
+    // without the formatting machinery per header.
+    let mut line = |h: &Header| {
+        out.push_str(h.name());
+        out.push_str(": ");
+        out.push_str(h.value());
+        out.push_str("\r\n");
+    };
     for h in copied_headers(req) {
-        let _ = write!(out, "{h}\r\n");
+        line(&h);
     }
     for h in extra {
-        let _ = write!(out, "{h}\r\n");
+        line(h);
     }
-    let _ = write!(out, "Server: {server}\r\nContent-Length: 0\r\n\r\n");
+    out.push_str("Server: ");
+    out.push_str(server);
+    out.push_str("\r\nContent-Length: 0\r\n\r\n");
     out.into_bytes().into_boxed_slice()
 }
 
@@ -947,7 +959,16 @@ pub(crate) mod tests {
         ];
         let two_vias = "Via: SIP/2.0/UDP 198.51.100.7;branch=z9hG4bK-2;received=192.0.2.1\r\n\
                         User-Agent: phone\r\n";
-        let cases: [(Request, u16, Vec<Header>); 5] = [
+        let busy = vec![
+            Header::RetryAfter("5".into()),
+            Header::Warning("399 ledgerline \"busy\"".into()),
+            Header::Allow("INVITE, ACK, BYE".into()),
+            Header::Accept("application/sdp".into()),
+            Header::ProxyAuthenticate("Digest realm=\"acme\", nonce=\"n2\"".into()),
+            Header::Other("X-Reason".into(), "test".into()),
+        ];
+        let cases: [(Request, u16, Vec<Header>); 6] = [
+            (request("OPTIONS", None, ""), 503, busy),
             (request("REGISTER", None, ""), 401, vec![challenge.clone()]),
             (request("REGISTER", None, two_vias), 200, contacts.to_vec()),
             (request("INVITE", None, ""), 407, vec![challenge]),

@@ -41,7 +41,9 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub use csv::{CSV_COLUMNS, render_csv, write_csv};
 pub use postgres::PgCdrStore;
-pub use projection::{COMMIT_EVENTS, COMMIT_ROWS, CdrProjection};
+pub use projection::{
+    COMMIT_EVENTS, COMMIT_ROWS, CdrProjection, LIVE_CHECKPOINT_EVENTS, LIVE_CHECKPOINT_EVERY,
+};
 pub use query::{CdrQuery, DEFAULT_LIMIT, Visibility};
 pub use sqlite::SqliteCdrStore;
 pub use store::{CdrCommit, CdrStore, MemoryCdrStore, cdr_file};

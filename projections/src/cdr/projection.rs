@@ -5,7 +5,11 @@
 //! [`COMMIT_ROWS`] rows (or [`COMMIT_EVENTS`] events, whichever comes first); the runner flushes
 //! after catching up and after every batch while following, so a live row is committed as soon
 //! as its leg ends. Events gathered but not committed when the process dies are simply folded
-//! again from the checkpoint.
+//! again from the checkpoint. While following, a batch that made no row and changed no call
+//! (a registration storm, presence changes) only moves the checkpoint: that waits until
+//! [`LIVE_CHECKPOINT_EVENTS`] events or [`LIVE_CHECKPOINT_EVERY`] have passed, or the next
+//! commit with rows, instead of a write transaction per batch on the log's file (where it took
+//! the write lock from the log's writer up to a hundred times a second).
 //!
 //! A commit runs in the background while the next batch is folded (one at a time, in order);
 //! the next commit, and every flush, first waits for it. A failed commit leaves the store at its
@@ -17,6 +21,7 @@ use async_trait::async_trait;
 use events::GlobalPosition;
 use events::codec::Recorded;
 use tokio::task::JoinHandle;
+use tokio::time::{Duration, Instant};
 
 use super::{CDR_EVENTS, CHECKPOINT, Cdr, CdrCommit, CdrFold, CdrStore};
 use crate::ProjectionError;
@@ -26,6 +31,11 @@ use crate::runner::{Interest, Projection};
 pub const COMMIT_ROWS: usize = 8_192;
 /// Events folded before a commit while catching up, however few rows they made.
 pub const COMMIT_EVENTS: u64 = 131_072;
+/// While following, events past the checkpoint, none of which made a row or changed a call,
+/// that are folded before the checkpoint alone is committed.
+pub const LIVE_CHECKPOINT_EVENTS: u64 = 16_384;
+/// While following, how long a checkpoint that alone moved waits at most for its commit.
+pub const LIVE_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct CdrProjection {
@@ -38,6 +48,8 @@ pub struct CdrProjection {
     committed: GlobalPosition,
     in_flight: Option<InFlight>,
     since_commit: u64,
+    /// When the last commit started.
+    last_commit: Instant,
     rebuild: bool,
     failed: bool,
     rows_written: u64,
@@ -63,6 +75,7 @@ impl CdrProjection {
             committed: GlobalPosition::START,
             in_flight: None,
             since_commit: 0,
+            last_commit: Instant::now(),
             rebuild: false,
             failed: false,
             rows_written: 0,
@@ -131,6 +144,7 @@ impl CdrProjection {
         });
         self.scheduled = self.applied;
         self.since_commit = 0;
+        self.last_commit = Instant::now();
         Ok(())
     }
 
@@ -201,5 +215,17 @@ impl Projection for CdrProjection {
             self.commit().await?;
         }
         self.settle().await
+    }
+
+    async fn flush_live(&mut self) -> Result<(), ProjectionError> {
+        self.usable()?;
+        let only_checkpoint = self.pending.is_empty() && !self.fold.is_dirty();
+        if only_checkpoint
+            && self.applied.0 - self.scheduled.0 < LIVE_CHECKPOINT_EVENTS
+            && self.last_commit.elapsed() < LIVE_CHECKPOINT_EVERY
+        {
+            return Ok(());
+        }
+        self.flush().await
     }
 }

@@ -850,3 +850,50 @@ fn events_outside_the_interest_list_change_nothing() {
     }
     assert!(checked > 100, "{checked}");
 }
+
+#[tokio::test]
+async fn following_a_checkpoint_that_alone_moved_waits_for_rows_or_its_bounds() {
+    use crate::runner::Projection;
+
+    let (s, _) = answered_fork();
+    let last = s.events.last().map(|r| r.position).unwrap();
+    let store = CdrStore::Memory(MemoryCdrStore::default());
+    let checkpoint = async || store.load(CHECKPOINT).await.unwrap().0;
+    let mut p = CdrProjection::new(store.clone());
+    assert_eq!(p.start().await.unwrap(), GlobalPosition(0));
+
+    // A batch that changes calls and makes rows is committed at once, with its checkpoint.
+    p.apply(&s.events, last).await.unwrap();
+    p.flush_live().await.unwrap();
+    assert_eq!(checkpoint().await, last);
+    assert_eq!(store.count().await.unwrap(), 3);
+
+    // Batches of events it does not fold leave the checkpoint where it is ...
+    let mut through = last;
+    for _ in 0..3 {
+        through = GlobalPosition(through.0 + 100);
+        p.apply(&[], through).await.unwrap();
+        p.flush_live().await.unwrap();
+        assert_eq!(checkpoint().await, last);
+    }
+    // ... until LIVE_CHECKPOINT_EVENTS of them have passed,
+    let far = GlobalPosition(last.0 + LIVE_CHECKPOINT_EVENTS);
+    p.apply(&[], far).await.unwrap();
+    p.flush_live().await.unwrap();
+    assert_eq!(checkpoint().await, far);
+    // or LIVE_CHECKPOINT_EVERY since the last commit,
+    p.apply(&[], GlobalPosition(far.0 + 1)).await.unwrap();
+    p.flush_live().await.unwrap();
+    assert_eq!(checkpoint().await, far);
+    tokio::time::sleep(LIVE_CHECKPOINT_EVERY).await;
+    p.apply(&[], GlobalPosition(far.0 + 2)).await.unwrap();
+    p.flush_live().await.unwrap();
+    assert_eq!(checkpoint().await, GlobalPosition(far.0 + 2));
+    // and a flush (caught up, stopping) always commits it.
+    p.apply(&[], GlobalPosition(far.0 + 3)).await.unwrap();
+    p.flush_live().await.unwrap();
+    assert_eq!(checkpoint().await, GlobalPosition(far.0 + 2));
+    p.flush().await.unwrap();
+    assert_eq!(checkpoint().await, GlobalPosition(far.0 + 3));
+    assert_eq!(store.count().await.unwrap(), 3, "no row twice");
+}
