@@ -218,7 +218,7 @@ impl Runner {
             self.apply(&batch.events, batch.through).await?;
         }
         let _ = decoder.await;
-        self.flush().await?;
+        self.flush(false).await?;
         Ok(CatchUp {
             events: count,
             position: self.position,
@@ -282,12 +282,10 @@ impl Runner {
             }
             self.apply(&batch, sub.position()).await?;
             // Following: what was applied becomes durable (and visible) now.
-            for entry in &mut self.entries {
-                entry.projection.flush_live().await?;
-            }
+            self.flush(true).await?;
             last_flush = Some(Instant::now());
         }
-        self.flush().await
+        self.flush(false).await
     }
 
     /// Applies a batch that covered the log up to `through`.
@@ -308,9 +306,15 @@ impl Runner {
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), ProjectionError> {
+    /// Flushes every projection; `live`: after a batch while following
+    /// ([`Projection::flush_live`]).
+    async fn flush(&mut self, live: bool) -> Result<(), ProjectionError> {
         for entry in &mut self.entries {
-            entry.projection.flush().await?;
+            if live {
+                entry.projection.flush_live().await?;
+            } else {
+                entry.projection.flush().await?;
+            }
         }
         Ok(())
     }

@@ -237,19 +237,13 @@ impl DigestCredentials {
     /// algorithm's length.
     pub fn parse(value: &str) -> Result<Self, CredentialsError> {
         let (params, algorithm) = digest_params(value)?;
-        let get = |name: &'static str| param(&params, name);
-        let required = |name: &'static str| {
-            get(name)
-                .map(str::to_owned)
-                .ok_or(CredentialsError::Missing(name))
-        };
-        if get("userhash").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        if param(&params, "userhash").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
             return Err(CredentialsError::Unsupported("userhash"));
         }
-        let qop = match get("qop") {
+        let qop = match param(&params, "qop") {
             None => None,
             Some(q) if q.eq_ignore_ascii_case("auth") => {
-                let nc_hex = required("nc")?;
+                let nc_hex = required(&params, "nc")?;
                 if nc_hex.len() != 8 || !nc_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(CredentialsError::Syntax("nc must be 8 hexadecimal digits"));
                 }
@@ -258,7 +252,7 @@ impl DigestCredentials {
                 if nc == 0 {
                     return Err(CredentialsError::Syntax("nc must not be 0"));
                 }
-                let cnonce = required("cnonce")?;
+                let cnonce = required(&params, "cnonce")?;
                 if cnonce.is_empty() {
                     return Err(CredentialsError::Syntax("empty cnonce"));
                 }
@@ -266,7 +260,7 @@ impl DigestCredentials {
             }
             Some(_) => return Err(CredentialsError::Unsupported("qop")),
         };
-        let response = required("response")?;
+        let response = required(&params, "response")?;
         if response.len() != algorithm.hex_len() || !response.bytes().all(|b| b.is_ascii_hexdigit())
         {
             return Err(CredentialsError::Syntax(
@@ -274,14 +268,14 @@ impl DigestCredentials {
             ));
         }
         let credentials = Self {
-            username: required("username")?,
-            realm: required("realm")?,
-            nonce: required("nonce")?,
-            uri: required("uri")?,
+            username: required(&params, "username")?,
+            realm: required(&params, "realm")?,
+            nonce: required(&params, "nonce")?,
+            uri: required(&params, "uri")?,
             response: response.to_ascii_lowercase(),
             algorithm,
             qop,
-            opaque: get("opaque").map(str::to_owned),
+            opaque: param(&params, "opaque").map(str::to_owned),
         };
         if credentials.username.is_empty() || credentials.uri.is_empty() {
             return Err(CredentialsError::Syntax("empty username or uri"));
@@ -383,17 +377,11 @@ impl DigestChallenge {
     /// (a client then answers another challenge of the same response).
     pub fn parse(value: &str) -> Result<Self, CredentialsError> {
         let (params, algorithm) = digest_params(value)?;
-        let get = |name: &'static str| param(&params, name);
-        let required = |name: &'static str| {
-            get(name)
-                .map(str::to_owned)
-                .ok_or(CredentialsError::Missing(name))
-        };
         Ok(Self {
-            realm: required("realm")?,
-            nonce: required("nonce")?,
+            realm: required(&params, "realm")?,
+            nonce: required(&params, "nonce")?,
             algorithm,
-            opaque: get("opaque").map(str::to_owned),
+            opaque: param(&params, "opaque").map(str::to_owned),
         })
     }
 }
@@ -425,6 +413,13 @@ fn param<'p>(params: &'p Params<'_>, name: &str) -> Option<&'p str> {
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_ref())
+}
+
+/// The value of parameter `name` (lowercase), which must be among `params`.
+fn required(params: &Params<'_>, name: &'static str) -> Result<String, CredentialsError> {
+    param(params, name)
+        .map(str::to_owned)
+        .ok_or(CredentialsError::Missing(name))
 }
 
 fn parse_auth_params(input: &str) -> Result<Params<'_>, CredentialsError> {

@@ -137,7 +137,7 @@ pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectK
     }
     // The head and its CRLF: every line ends in CRLF.
     let head = &bytes[..end + 2];
-    std::str::from_utf8(head).map_err(|_| RejectKind::Malformed)?;
+    let text = std::str::from_utf8(head).map_err(|_| RejectKind::Malformed)?;
     let mut headers = 0usize;
     let mut at = 0;
     for (n, lf) in memchr::memchr_iter(b'\n', head).enumerate() {
@@ -155,8 +155,8 @@ pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectK
             return Err(RejectKind::Malformed);
         }
         if n == 0 {
-            // The start line (UTF-8, as the whole head is).
-            let start = std::str::from_utf8(line).map_err(|_| RejectKind::Malformed)?;
+            // The start line: the head's text up to its first CR (an ASCII byte, so a boundary).
+            let start = &text[..line.len()];
             if !(is_request_line(start) || is_status_line(start)) {
                 return Err(RejectKind::Malformed);
             }

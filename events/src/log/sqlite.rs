@@ -525,10 +525,9 @@ fn commit_group(
     versions: &mut Versions,
 ) -> Result<GroupResult, rusqlite::Error> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let mut staged = HashMap::new();
     let applied = versions
         .check(conn)
-        .and_then(|()| apply_group(conn, target, group, versions, &mut staged))
+        .and_then(|()| apply_group(conn, target, group, versions))
         .and_then(|applied| {
         let started = std::time::Instant::now();
         conn.prepare_cached("COMMIT")?.execute([])?;
@@ -541,7 +540,7 @@ fn commit_group(
         Ok(applied)
     });
     match &applied {
-        Ok(_) => versions.committed(staged),
+        Ok(_) => versions.committed(),
         Err(_) => {
             // What the group knew of versions is forgotten with it.
             versions.forget();
@@ -567,6 +566,8 @@ const VERSIONS_KEPT: usize = 65_536;
 #[derive(Debug, Default)]
 struct Versions {
     known: HashMap<StreamId, u64>,
+    /// What the group being committed appended, kept once it is committed.
+    staged: HashMap<StreamId, u64>,
     /// `PRAGMA data_version` when `known` was last vouched for.
     data_version: Option<i64>,
     /// Another connection has committed to the file since this writer's first group.
@@ -574,9 +575,10 @@ struct Versions {
 }
 
 impl Versions {
-    /// Forgets everything if another connection committed since the last group. Run inside the
-    /// group's `BEGIN IMMEDIATE`, so no other commit can come before the group's own.
+    /// Starts a group: forgets everything if another connection committed since the last one.
+    /// Run inside the group's `BEGIN IMMEDIATE`, so no other commit can come before its own.
     fn check(&mut self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        self.staged.clear();
         let now: i64 = conn
             .prepare_cached("PRAGMA data_version")?
             .query_row([], |r| r.get(0))?;
@@ -588,24 +590,30 @@ impl Versions {
         Ok(())
     }
 
-    /// The version of `stream` as the group (`staged`) or earlier commits left it, if known.
-    fn get(&self, staged: &HashMap<StreamId, u64>, stream: &StreamId) -> Option<u64> {
-        staged
+    /// The version of `stream` as the group or earlier commits left it, if known.
+    fn get(&self, stream: &StreamId) -> Option<u64> {
+        self.staged
             .get(stream)
             .or_else(|| self.known.get(stream))
             .copied()
     }
 
-    /// Keeps what a committed group appended.
-    fn committed(&mut self, staged: HashMap<StreamId, u64>) {
-        if self.known.len() + staged.len() > VERSIONS_KEPT {
+    /// Notes that the group appended to `stream`, leaving it at `version`.
+    fn stage(&mut self, stream: &StreamId, version: u64) {
+        self.staged.insert(stream.clone(), version);
+    }
+
+    /// Keeps what the committed group appended.
+    fn committed(&mut self) {
+        if self.known.len() + self.staged.len() > VERSIONS_KEPT {
             self.known.clear();
         }
-        self.known.extend(staged);
+        self.known.extend(self.staged.drain());
     }
 
     fn forget(&mut self) {
         self.known.clear();
+        self.staged.clear();
         // Checked again from scratch; whether others wrote is not forgotten.
         self.data_version = None;
     }
@@ -615,8 +623,7 @@ fn apply_group(
     tx: &Connection,
     target: &str,
     group: &mut [AppendRequest],
-    versions: &Versions,
-    staged: &mut HashMap<StreamId, u64>,
+    versions: &mut Versions,
 ) -> Result<GroupResult, rusqlite::Error> {
     let mut head: i64 = tx
         .prepare_cached("SELECT coalesce(max(position), 0) FROM events")?
@@ -631,14 +638,14 @@ fn apply_group(
             tx.prepare_cached("SAVEPOINT request")?.execute([])?;
         }
         let before = head;
-        let known = versions.get(staged, &req.stream);
+        let known = versions.get(&req.stream);
         match apply(tx, target, &mut head, req, known) {
             Ok(out) => {
                 if guarded {
                     tx.prepare_cached("RELEASE request")?.execute([])?;
                 }
                 if out.fresh {
-                    staged.insert(req.stream.clone(), out.outcome.next_expected);
+                    versions.stage(&req.stream, out.outcome.next_expected);
                 }
                 results.push(Ok(out));
             }
@@ -676,7 +683,7 @@ fn apply(
     let guess = known.or(new_stream.then_some(0));
     if let Some(current) = guess.filter(|v| req.expected.admits(*v)) {
         match insert(conn, head, req, current as i64) {
-            Err(Refused::First(err)) if is_constraint(&err) => {}
+            Err(Refused { index: 0, err }) if is_constraint(&err) => {}
             other => return other.map_err(|r| r.into_error(conn, target, req)),
         }
     }
@@ -749,22 +756,19 @@ fn apply_checked(
     insert(conn, head, req, current).map_err(|r| r.into_error(conn, target, req))
 }
 
-/// Why [`insert`] stopped. The first row's refusal leaves nothing of the request behind (a
-/// failed statement undoes itself); a later one leaves the rows before it, which the request's
-/// savepoint undoes.
-enum Refused {
-    First(rusqlite::Error),
-    Later(usize, rusqlite::Error),
+/// Why [`insert`] stopped, and at which of the request's events. A refusal of the first row
+/// leaves nothing of the request behind (a failed statement undoes itself); a later one leaves
+/// the rows before it, which the request's savepoint undoes.
+struct Refused {
+    index: usize,
+    err: rusqlite::Error,
 }
 
 impl Refused {
     /// The error the request gets: an `EventIdConflict` when the refused row's id is stored
     /// already, else the database's error.
     fn into_error(self, conn: &Connection, target: &str, req: &AppendRequest) -> LogError {
-        let (index, err) = match self {
-            Refused::First(err) => (0, err),
-            Refused::Later(index, err) => (index, err),
-        };
+        let Refused { index, err } = self;
         let event_id = req.events[index].event_id;
         let holder = if is_constraint(&err) {
             conn.query_row(
@@ -812,7 +816,7 @@ fn insert(
              occurred_at, tenant, causation_id, correlation_id, payload, checksum) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
-        .map_err(Refused::First)?;
+        .map_err(|err| Refused { index: 0, err })?;
     let first_position = *head + 1;
     for (i, ev) in req.events.iter().enumerate() {
         let position = first_position + i as i64;
@@ -833,10 +837,7 @@ fn insert(
                 ev.payload,
                 sum as i64,
             ])
-            .map_err(|err| match i {
-                0 => Refused::First(err),
-                i => Refused::Later(i, err),
-            })?;
+            .map_err(|err| Refused { index: i, err })?;
     }
     let n = req.events.len() as i64;
     *head += n;

@@ -47,7 +47,6 @@ pub struct CdrProjection {
     scheduled: GlobalPosition,
     committed: GlobalPosition,
     in_flight: Option<InFlight>,
-    since_commit: u64,
     /// When the last commit started.
     last_commit: Instant,
     rebuild: bool,
@@ -74,7 +73,6 @@ impl CdrProjection {
             scheduled: GlobalPosition::START,
             committed: GlobalPosition::START,
             in_flight: None,
-            since_commit: 0,
             last_commit: Instant::now(),
             rebuild: false,
             failed: false,
@@ -143,9 +141,13 @@ impl CdrProjection {
             rows: count,
         });
         self.scheduled = self.applied;
-        self.since_commit = 0;
         self.last_commit = Instant::now();
         Ok(())
+    }
+
+    /// Events folded since the last commit started.
+    fn since_commit(&self) -> u64 {
+        self.applied.0 - self.scheduled.0
     }
 
     fn usable(&self) -> Result<(), ProjectionError> {
@@ -180,7 +182,6 @@ impl Projection for CdrProjection {
         self.applied = position;
         self.scheduled = position;
         self.committed = position;
-        self.since_commit = 0;
         self.failed = false;
         Ok(position)
     }
@@ -199,11 +200,8 @@ impl Projection for CdrProjection {
                 self.pending.push(cdr);
             }
         }
-        if through > self.applied {
-            self.since_commit += through.0 - self.applied.0;
-            self.applied = through;
-        }
-        if self.pending.len() >= COMMIT_ROWS || self.since_commit >= COMMIT_EVENTS {
+        self.applied = self.applied.max(through);
+        if self.pending.len() >= COMMIT_ROWS || self.since_commit() >= COMMIT_EVENTS {
             self.commit().await?;
         }
         Ok(())
@@ -221,7 +219,7 @@ impl Projection for CdrProjection {
         self.usable()?;
         let only_checkpoint = self.pending.is_empty() && !self.fold.is_dirty();
         if only_checkpoint
-            && self.applied.0 - self.scheduled.0 < LIVE_CHECKPOINT_EVENTS
+            && self.since_commit() < LIVE_CHECKPOINT_EVENTS
             && self.last_commit.elapsed() < LIVE_CHECKPOINT_EVERY
         {
             return Ok(());
