@@ -338,7 +338,7 @@ async fn dispatch(core: Arc<Core>, mut incoming: TransactionReceiver, slots: Arc
             None
         };
         let core = core.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             handle(&core, tx).await;
             drop(permit);
         });
@@ -389,7 +389,7 @@ async fn dispatch_outside(
             continue;
         };
         let core = core.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let reply = reply_outside(
                 &core,
                 &request.request,

@@ -53,6 +53,18 @@ pub use edge::{CallControl, Registries, SipEdge};
 pub use stats::{AuthOutcome, SecurityStats};
 pub use websocket::{WebSocketAcceptor, WebSocketRefused};
 
+/// Runs `future` as a task of its own, boxed first. Tokio moves a future by value several times
+/// on its way into a task and writes over it once more when it completes, and the futures of
+/// the request and call paths are kilobytes (a call session holds the state of every step it
+/// awaits): unboxed, each task cost tens of kilobytes of copying. Boxed, only a pointer moves.
+pub(crate) fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(Box::pin(future))
+}
+
 /// Why the edge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SipError {

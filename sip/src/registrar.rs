@@ -358,7 +358,7 @@ pub(crate) async fn unbind_closed_flows(
             },
         };
         let core = core.clone();
-        tokio::spawn(async move { unbind(&core, peer).await });
+        crate::spawn(async move { unbind(&core, peer).await });
     }
 }
 

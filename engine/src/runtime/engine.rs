@@ -68,7 +68,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             registry: RegistryConfig::default(),
-            feed_capacity: 1024,
+            feed_capacity: 4096,
         }
     }
 }

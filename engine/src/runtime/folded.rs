@@ -87,6 +87,11 @@ impl<A: Aggregate> Folded<A> {
 /// newest version the feed brought that it could not fold (`missed`), and the follower counts
 /// the feed's lags; a read vouches for the stream only if it covers what was missed and no lag
 /// happened while it ran.
+///
+/// One stream is read by one caller at a time: whoever asks for it while it is being read waits
+/// for that read and takes its result when it is new enough. After a lag every stream needs a
+/// read, and without this each call of a busy extension would read the same events at once
+/// (under a call storm, thousands of concurrent reads of one callee's stream).
 pub struct Follower<A: Aggregate> {
     log: Arc<dyn EventLog>,
     /// The registry's services when built with [`Follower::of`]: their seeds stand in for a
@@ -108,6 +113,10 @@ struct Followed<A> {
     in_step: bool,
     /// The newest version the feed delivered that was not folded (0: none).
     missed: u64,
+    /// Held while the stream is read from the log (made at the first read).
+    reading: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Reads of the stream stored so far.
+    reads: u64,
 }
 
 impl<A> Followed<A> {
@@ -116,6 +125,8 @@ impl<A> Followed<A> {
             folded,
             in_step,
             missed: 0,
+            reading: None,
+            reads: 0,
         }
     }
 }
@@ -165,10 +176,11 @@ impl<A: Aggregate> Follower<A> {
     }
 
     /// The state of `stream` including at least version `at_least` (0: whatever is known; a
-    /// stream not followed yet is read). Reads the log only when the feed did not bring it.
+    /// stream not followed yet is read). Reads the log only when the feed did not bring it, and
+    /// only when no other caller is reading it: then it waits for that read.
     pub async fn current(&self, stream: &StreamId, at_least: u64) -> Result<Folded<A>, LogError> {
-        let lags = self.drain();
-        let (mut folded, seed) = {
+        self.drain();
+        let (gate, fresh, reads) = {
             let mut states = self.states();
             let fresh = !states.contains_key(stream);
             // Followed from here on, so that what the feed brings during the read is noted.
@@ -176,6 +188,21 @@ impl<A: Aggregate> Follower<A> {
                 .entry(stream.clone())
                 .or_insert_with(|| Followed::new(Folded::default(), false));
             if f.in_step && f.folded.version >= at_least {
+                return Ok(f.folded.clone());
+            }
+            let gate = f.reading.get_or_insert_with(Default::default).clone();
+            (gate, fresh, f.reads)
+        };
+        let _reading = gate.lock().await;
+        let lags = self.drain();
+        let (mut folded, seed) = {
+            let mut states = self.states();
+            let f = states
+                .entry(stream.clone())
+                .or_insert_with(|| Followed::new(Folded::default(), false));
+            // A read stored while this caller waited ended after it asked: taken as its own.
+            let read_meanwhile = f.reads > reads;
+            if (f.in_step || read_meanwhile) && f.folded.version >= at_least {
                 return Ok(f.folded.clone());
             }
             // A seed stands for the stream only while no append to it was issued; one issued
@@ -198,6 +225,7 @@ impl<A: Aggregate> Follower<A> {
         {
             f.folded = folded.clone();
             f.in_step = !lagged && f.missed <= folded.version;
+            f.reads += 1;
         }
         Ok(folded)
     }

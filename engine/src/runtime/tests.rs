@@ -533,6 +533,8 @@ async fn a_seed_stands_for_the_stream_until_the_first_append() {
 #[derive(Debug)]
 struct HeldRead {
     inner: Arc<MemoryLog>,
+    /// Stream reads begun.
+    reads: std::sync::atomic::AtomicUsize,
     armed: std::sync::atomic::AtomicBool,
     read: tokio::sync::Notify,
     release: tokio::sync::Notify,
@@ -567,6 +569,7 @@ impl EventLog for HeldRead {
         'b: 'c,
         Self: 'c,
     {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Box::pin(async move {
             let page = self.inner.read_stream(stream, after, max).await;
             if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
@@ -611,6 +614,7 @@ async fn a_follower_does_not_vouch_for_a_read_the_feed_overtook() {
     let (log, registry) = setup();
     let held = Arc::new(HeldRead {
         inner: log.clone(),
+        reads: 0.into(),
         armed: true.into(),
         read: tokio::sync::Notify::new(),
         release: tokio::sync::Notify::new(),
@@ -638,4 +642,47 @@ async fn a_follower_does_not_vouch_for_a_read_the_feed_overtook() {
     // The follower saw version 2 go by unfolded: it reads again instead of answering version 1.
     let now = follower.current(&stream(), 0).await.unwrap();
     assert_eq!((now.version, now.state.digits.as_str()), (2, "12"));
+}
+
+#[actix::test]
+async fn callers_asking_for_a_stream_being_read_wait_for_that_read() {
+    let (log, registry) = setup();
+    let held = Arc::new(HeldRead {
+        inner: log.clone(),
+        reads: 0.into(),
+        armed: true.into(),
+        read: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let follower = Follower::<Keypad>::new(held.clone(), registry.subscribe());
+    let keypad = Instance::new(stream());
+    registry
+        .execute(&keypad, Execute::new(Key::Press('1')))
+        .await
+        .unwrap();
+    let watched = stream();
+    // The first caller's read is held; three more ask meanwhile, then it is let go.
+    let (first, (others, ())) = tokio::join!(follower.current(&watched, 0), async {
+        held.read.notified().await;
+        tokio::join!(
+            futures_util::future::join_all((0..3).map(|_| follower.current(&watched, 0))),
+            async {
+                tokio::task::yield_now().await;
+                held.release.notify_one();
+            }
+        )
+    });
+    assert_eq!(first.unwrap().version, 1);
+    for other in others {
+        let other = other.unwrap();
+        assert_eq!((other.version, other.state.digits.as_str()), (1, "1"));
+    }
+    assert_eq!(held.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // One that needs more than that read brought reads again, once.
+    let done = registry
+        .execute(&keypad, Execute::new(Key::Press('2')))
+        .await
+        .unwrap();
+    let after = follower.current(&watched, done.version).await.unwrap();
+    assert_eq!((after.version, after.state.digits.as_str()), (2, "12"));
 }

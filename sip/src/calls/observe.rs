@@ -65,9 +65,14 @@ struct Pending {
 }
 
 /// What waits to be told to each extension. An extension with an entry has a reporter task
-/// running for it; the task takes everything queued at once, so an extension in many calls (an
-/// operator, a queue's agent, a busy line) gets one `Execute` (one command per call, chained
-/// with `then`), and one append, per round instead of one per call.
+/// running for it; the task takes what is queued, up to [`ROUND`] reports, at once, so an
+/// extension in many calls (an operator, a queue's agent, a busy line) gets one `Execute` (one
+/// command per call, chained with `then`), and one append, per round instead of one per call.
+/// The most reports one round tells. A round's events are appended, and then published on the
+/// extensions' live feed, together; a round larger than the feed holds would make every reader
+/// of the feed lag and read the log instead (a callee in hundreds of calls at once).
+pub(crate) const ROUND: usize = 128;
+
 #[derive(Debug, Default)]
 pub(crate) struct Reports {
     queued: Mutex<HashMap<StreamId, Vec<Pending>>>,
@@ -76,6 +81,22 @@ pub(crate) struct Reports {
 impl Reports {
     fn queued(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Vec<Pending>>> {
         self.queued.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next round for `stream`: the oldest [`ROUND`] reports queued at most, in order.
+    /// `None` when nothing is queued, and then the stream's reporter is done (its entry goes).
+    fn next_round(&self, stream: &StreamId) -> Option<Vec<Pending>> {
+        let mut queued = self.queued();
+        match queued.get_mut(stream) {
+            Some(waiting) if !waiting.is_empty() => {
+                let n = waiting.len().min(ROUND);
+                Some(waiting.drain(..n).collect())
+            }
+            _ => {
+                queued.remove(stream);
+                None
+            }
+        }
     }
 }
 
@@ -128,7 +149,7 @@ pub(crate) fn report(
             Some(waiting) => waiting.push(pending),
             None => {
                 queued.insert(instance.stream.clone(), vec![pending]);
-                tokio::spawn(tell(reports.clone(), extensions.clone(), instance));
+                crate::spawn(tell(reports.clone(), extensions.clone(), instance));
             }
         }
     }
@@ -137,15 +158,8 @@ pub(crate) fn report(
 /// The reporter of one extension: tells it what is queued, round after round, until nothing is.
 async fn tell(reports: Arc<Reports>, extensions: Registry<Extension>, instance: Instance) {
     loop {
-        let round = {
-            let mut queued = reports.queued();
-            match queued.get_mut(&instance.stream) {
-                Some(waiting) if !waiting.is_empty() => std::mem::take(waiting),
-                _ => {
-                    queued.remove(&instance.stream);
-                    return;
-                }
-            }
+        let Some(round) = reports.next_round(&instance.stream) else {
+            return;
         };
         // One command per call's news, decided in turn and appended together.
         let told = |p: &Pending| ExtensionCommand::CallLegStateObserved {
@@ -186,6 +200,31 @@ mod tests {
 
     fn number(n: &str) -> ExtensionNumber {
         ExtensionNumber::parse(n).unwrap()
+    }
+
+    #[test]
+    fn a_round_tells_at_most_round_reports_oldest_first() {
+        let reports = Reports::default();
+        let stream = StreamId::extension(&TenantId::parse("acme").unwrap(), &number("1001"));
+        let ids = SeededIds::new(5);
+        let calls: Vec<CallId> = (0..ROUND + 3)
+            .map(|_| CallId::from_uuid(ids.next_uuid()))
+            .collect();
+        let pending = calls.iter().map(|&call| Pending {
+            call,
+            state: ExtensionCallState::Ringing,
+            correlation: CorrelationId::from_uuid(ids.next_uuid()),
+            told: oneshot::channel().0,
+        });
+        reports.queued().insert(stream.clone(), pending.collect());
+        let first = reports.next_round(&stream).unwrap();
+        let second = reports.next_round(&stream).unwrap();
+        let told: Vec<CallId> = first.iter().chain(&second).map(|p| p.call).collect();
+        assert_eq!((first.len(), second.len()), (ROUND, 3));
+        assert_eq!(told, calls);
+        // Nothing left: the reporter is done and the extension's entry gone.
+        assert!(reports.next_round(&stream).is_none());
+        assert!(reports.queued().is_empty());
     }
 
     #[test]

@@ -240,7 +240,7 @@ impl Session {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::debug!(error = %e, "no dialog for an INVITE");
-                    tokio::spawn(async move {
+                    crate::spawn(async move {
                         crate::edge::respond(&mut tx, Reply::new(400)).await;
                     });
                     return;
@@ -248,7 +248,7 @@ impl Session {
             };
         let sip_call_id = dialog.id().call_id;
         let mut driving = dialog.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             if let Err(e) = driving.handle(&mut tx).await {
                 tracing::debug!(error = %e, "the INVITE transaction ended with an error");
             }
@@ -273,7 +273,7 @@ impl Session {
             admitted.max_forwards,
             (states_tx, states),
         );
-        tokio::spawn(session.run_incoming(admitted));
+        crate::spawn(session.run_incoming(admitted));
     }
 
     async fn run_incoming(mut self, admitted: Admitted) {
@@ -384,7 +384,7 @@ impl Session {
             );
         }
         let id = session.id;
-        tokio::spawn(session.serve());
+        crate::spawn(session.serve());
         Ok(id)
     }
 
@@ -661,7 +661,7 @@ impl Session {
         self.shared.bind_dialog(&sip_call_id, &self.instance.stream);
         let inputs = self.inputs_tx.clone();
         let id = sip_call_id.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let status = match done.await {
                 Ok(Ok((_, Some(response)))) => Some(u16::from(response.status_code)),
                 _ => None,
@@ -682,7 +682,7 @@ impl Session {
     /// Sends `input` to this session after `delay`.
     fn after(&self, delay: std::time::Duration, input: Input) {
         let inputs = self.inputs_tx.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = inputs.send(input);
         });
@@ -809,7 +809,7 @@ impl Session {
                         let out = &mut self.branches[n].out;
                         let again = out.media.present(&answer);
                         let peer = out.dialog.clone();
-                        tokio::spawn(async move {
+                        crate::spawn(async move {
                             if let Err(e) = peer
                                 .reinvite(Some(sdp_type()), Some(again.bytes().to_vec()))
                                 .await
@@ -1292,7 +1292,7 @@ fn cancel_if_inviting(out: &mut Outgoing) {
     }
     out.sip = BranchSip::Cancelling;
     let dialog = out.dialog.clone();
-    tokio::spawn(async move {
+    crate::spawn(async move {
         if let Err(e) = dialog.cancel().await {
             tracing::debug!(error = %e, "CANCEL failed");
         }
@@ -1300,7 +1300,7 @@ fn cancel_if_inviting(out: &mut Outgoing) {
 }
 
 fn bye(dialog: InviteDialog) {
-    tokio::spawn(async move {
+    crate::spawn(async move {
         if let Err(e) = dialog.bye().await {
             tracing::debug!(error = %e, "BYE failed");
         }
