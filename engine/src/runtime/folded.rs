@@ -131,6 +131,16 @@ impl<A> Followed<A> {
     }
 }
 
+/// The entry of `stream`, made (not yet read, so not in step) if it has none.
+fn followed<'s, A: Aggregate>(
+    states: &'s mut HashMap<StreamId, Followed<A>>,
+    stream: &StreamId,
+) -> &'s mut Followed<A> {
+    states
+        .entry(stream.clone())
+        .or_insert_with(|| Followed::new(Folded::default(), false))
+}
+
 impl<A: Aggregate> std::fmt::Debug for Follower<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Follower")
@@ -184,9 +194,7 @@ impl<A: Aggregate> Follower<A> {
             let mut states = self.states();
             let fresh = !states.contains_key(stream);
             // Followed from here on, so that what the feed brings during the read is noted.
-            let f = states
-                .entry(stream.clone())
-                .or_insert_with(|| Followed::new(Folded::default(), false));
+            let f = followed(&mut states, stream);
             if f.in_step && f.folded.version >= at_least {
                 return Ok(f.folded.clone());
             }
@@ -197,9 +205,7 @@ impl<A: Aggregate> Follower<A> {
         let lags = self.drain();
         let (mut folded, seed) = {
             let mut states = self.states();
-            let f = states
-                .entry(stream.clone())
-                .or_insert_with(|| Followed::new(Folded::default(), false));
+            let f = followed(&mut states, stream);
             // A read stored while this caller waited ended after it asked: taken as its own.
             let read_meanwhile = f.reads > reads;
             if (f.in_step || read_meanwhile) && f.folded.version >= at_least {

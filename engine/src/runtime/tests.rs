@@ -609,11 +609,13 @@ impl EventLog for HeldRead {
     }
 }
 
-#[actix::test]
-async fn a_follower_does_not_vouch_for_a_read_the_feed_overtook() {
+/// A keypad pressed once ('1', version 1), and a follower over a log whose next stream read is
+/// held until released.
+async fn pressed_once_behind_a_held_read()
+-> (Registry<Keypad>, Arc<HeldRead>, Follower<Keypad>, Instance) {
     let (log, registry) = setup();
     let held = Arc::new(HeldRead {
-        inner: log.clone(),
+        inner: log,
         reads: 0.into(),
         armed: true.into(),
         read: tokio::sync::Notify::new(),
@@ -625,6 +627,12 @@ async fn a_follower_does_not_vouch_for_a_read_the_feed_overtook() {
         .execute(&keypad, Execute::new(Key::Press('1')))
         .await
         .unwrap();
+    (registry, held, follower, keypad)
+}
+
+#[actix::test]
+async fn a_follower_does_not_vouch_for_a_read_the_feed_overtook() {
+    let (registry, held, follower, keypad) = pressed_once_behind_a_held_read().await;
     // The first read of the stream returns version 1; before the follower stores it, version 2
     // is recorded and its feed event is drained (by a read of another stream).
     let other = StreamId::call(CallId::parse("00000000-0000-4000-8000-000000000009").unwrap());
@@ -646,20 +654,7 @@ async fn a_follower_does_not_vouch_for_a_read_the_feed_overtook() {
 
 #[actix::test]
 async fn callers_asking_for_a_stream_being_read_wait_for_that_read() {
-    let (log, registry) = setup();
-    let held = Arc::new(HeldRead {
-        inner: log.clone(),
-        reads: 0.into(),
-        armed: true.into(),
-        read: tokio::sync::Notify::new(),
-        release: tokio::sync::Notify::new(),
-    });
-    let follower = Follower::<Keypad>::new(held.clone(), registry.subscribe());
-    let keypad = Instance::new(stream());
-    registry
-        .execute(&keypad, Execute::new(Key::Press('1')))
-        .await
-        .unwrap();
+    let (registry, held, follower, keypad) = pressed_once_behind_a_held_read().await;
     let watched = stream();
     // The first caller's read is held; three more ask meanwhile, then it is let go.
     let (first, (others, ())) = tokio::join!(follower.current(&watched, 0), async {

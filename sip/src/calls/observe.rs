@@ -64,15 +64,15 @@ struct Pending {
     told: oneshot::Sender<()>,
 }
 
-/// What waits to be told to each extension. An extension with an entry has a reporter task
-/// running for it; the task takes what is queued, up to [`ROUND`] reports, at once, so an
-/// extension in many calls (an operator, a queue's agent, a busy line) gets one `Execute` (one
-/// command per call, chained with `then`), and one append, per round instead of one per call.
 /// The most reports one round tells. A round's events are appended, and then published on the
 /// extensions' live feed, together; a round larger than the feed holds would make every reader
 /// of the feed lag and read the log instead (a callee in hundreds of calls at once).
 pub(crate) const ROUND: usize = 128;
 
+/// What waits to be told to each extension. An extension with an entry has a reporter task
+/// running for it; the task takes what is queued, up to [`ROUND`] reports, at once, so an
+/// extension in many calls (an operator, a queue's agent, a busy line) gets one `Execute` (one
+/// command per call, chained with `then`), and one append, per round instead of one per call.
 #[derive(Debug, Default)]
 pub(crate) struct Reports {
     queued: Mutex<HashMap<StreamId, Vec<Pending>>>,
