@@ -19,6 +19,18 @@ use sip::{AuthOutcome, DigestAlgorithm};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
+/// An OPTIONS from `p` outside a dialog, numbered `n` (its Call-ID is `o{n}@…`).
+fn options(p: &Peer, n: u32) -> String {
+    format!(
+        "OPTIONS sip:{s} SIP/2.0\r\nVia: SIP/2.0/{t} {l};branch=z9hG4bK-o{n}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@{l}>;tag=p{n}\r\nTo: <sip:{s}>\r\n\
+         Call-ID: o{n}@{l}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        s = p.server,
+        t = p.transport(),
+        l = p.local
+    )
+}
+
 /// The challenges of a 401 with their nonces blanked out.
 fn shape(challenges: &[&str]) -> Vec<String> {
     challenges
@@ -434,15 +446,6 @@ async fn a_flooding_source_is_banned_while_others_are_served() {
     let h = start(c, Secrets::Directory).await;
     let flooder_ip = Ipv4Addr::new(127, 0, 0, 3);
     let mut flooder = Peer::udp(h.udp(), flooder_ip).await;
-    let options = |p: &Peer, n: u32| {
-        format!(
-            "OPTIONS sip:{s} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bK-o{n}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:probe@{l}>;tag=p{n}\r\nTo: <sip:{s}>\r\n\
-             Call-ID: o{n}@{l}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-            s = p.server,
-            l = p.local
-        )
-    };
     for n in 0..25 {
         let text = options(&flooder, n);
         flooder.send(&text).await;
@@ -467,6 +470,60 @@ async fn a_flooding_source_is_banned_while_others_are_served() {
     h.clock.advance(chrono::Duration::seconds(301));
     let text = options(&flooder, 101);
     assert_eq!(flooder.request(&text).await.status(), 200);
+    assert_eq!(h.written().await, vec![]);
+}
+
+#[actix::test]
+async fn past_its_bound_of_requests_in_flight_the_edge_drops_new_ones_over_udp_and_refuses_them_over_tcp()
+ {
+    let mut c = config();
+    c.max_in_flight = 1;
+    let h = start(c, Secrets::Directory).await;
+    // A burst arrives at once: the edge takes it faster than it answers, so one request holds
+    // the only slot while the next ones come in.
+    let mut peer = Peer::udp(h.udp(), LOCAL).await;
+    let burst: Vec<String> = (0..40).map(|n| options(&peer, n)).collect();
+    for text in &burst {
+        peer.send(text).await;
+    }
+    let mut answered = std::collections::HashSet::new();
+    while let Some(m) = peer.recv(Duration::from_millis(500)).await {
+        assert_eq!(m.status(), 200);
+        assert!(answered.insert(m.header("call-id").unwrap().to_owned()));
+    }
+    let stats = h.edge.stats();
+    assert!(stats.shed > 0, "nothing was shed: {stats:?}");
+    assert_eq!(answered.len() as u64 + stats.shed, 40);
+    assert_eq!(stats.overloaded, 0, "no 503 over UDP");
+    // Each dropped request is answered when its sender retransmits it.
+    for (n, text) in burst.iter().enumerate() {
+        if !answered.contains(&format!("o{n}@{}", peer.local)) {
+            assert_eq!(peer.request(text).await.status(), 200);
+        }
+    }
+    // Over TCP nothing is retransmitted: the excess is refused with 503 and Retry-After.
+    let mut tcp = Peer::tcp(h.tcp()).await;
+    let burst: String = (0..40).map(|n| options(&tcp, n)).collect();
+    tcp.send(&burst).await;
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..40 {
+        let m = tcp
+            .recv(Duration::from_secs(5))
+            .await
+            .expect("every request is answered");
+        match m.status() {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(m.header("retry-after"), Some("5"));
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused > 0 && ok > 0, "{ok} answered, {refused} refused");
+    let after = h.edge.stats();
+    assert_eq!(after.overloaded, refused);
+    assert_eq!(after.shed, stats.shed);
     assert_eq!(h.written().await, vec![]);
 }
 

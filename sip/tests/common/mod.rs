@@ -311,6 +311,8 @@ pub(crate) struct Peer {
     pub(crate) local: SocketAddr,
     udp: Option<UdpSocket>,
     tcp: Option<TcpStream>,
+    /// Bytes read over TCP past the last message returned.
+    pending: Vec<u8>,
     pub(crate) call_id: String,
     pub(crate) cseq: u32,
     branch: u32,
@@ -328,6 +330,7 @@ impl Peer {
             local,
             udp: Some(socket),
             tcp: None,
+            pending: Vec::new(),
             call_id: format!("call-{}@{local}", local.port()),
             cseq: 0,
             branch: 0,
@@ -342,6 +345,7 @@ impl Peer {
             local,
             udp: None,
             tcp: Some(stream),
+            pending: Vec::new(),
             call_id: format!("tcp-{}@{local}", local.port()),
             cseq: 0,
             branch: 0,
@@ -371,11 +375,12 @@ impl Peer {
             return Some(Msg::parse(&String::from_utf8_lossy(&buf[..n])));
         }
         let s = self.tcp.as_mut()?;
-        let mut got = Vec::new();
+        let got = &mut self.pending;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
                 let text = String::from_utf8_lossy(&got[..end + 4]).to_string();
+                got.drain(..end + 4);
                 return Some(Msg::parse(&text));
             }
             let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
