@@ -23,7 +23,7 @@ pub struct SipConfig {
     /// new bindings) lost 119-4,100 datagrams per 6 s step, and 1,500 calls/s (near
     /// saturation) lost 56,578 and failed 7.2 % of calls; with 2 MiB neither lost one and every
     /// call succeeded. Past saturation a large buffer only queues requests for longer (2,000
-    /// calls/s failed 41 % with 2 MiB, 27 % with the default); new work is bounded by
+    /// calls/s failed 41 % with 2 MiB, 27 % with the default); new work is shed by
     /// `max_in_flight`. The kernel caps it at `net.core.rmem_max` / `wmem_max` (a warning says
     /// so at start), so raise those on a busy server, as for any SIP server.
     pub udp_buffer: usize,
@@ -40,14 +40,8 @@ pub struct SipConfig {
     /// Concurrent TCP connections one address may hold, WebSocket ones included; more are closed
     /// at once.
     pub max_tcp_connections_per_ip: usize,
-    /// Requests that start new work (calls, registrations) handled at once. Beyond this, one
-    /// over UDP is dropped unanswered (counted as `shed`): its sender retransmits it after T1,
-    /// doubling, which spreads a burst out the way a full socket buffer does, where a 503 would
-    /// have ended the attempt (Asterisk's PJSIP distributor ignores new requests when
-    /// overloaded for the same reason). One over TCP or a WebSocket, which nobody retransmits,
-    /// gets 503 with Retry-After. Requests inside a dialog and CANCELs are never refused for
-    /// load. At 2,000 calls/s against a server whose capacity is about 1,300/s, dropping instead
-    /// of answering 503 took the failed calls from 4.4-17.9 % to 2.6-4.8 % (two runs each).
+    /// Requests that start new work (calls, registrations) handled at once; beyond this they
+    /// get 503 straight away. Requests inside a dialog and CANCELs are never refused for load.
     pub max_in_flight: usize,
     /// How often the security summary line is logged (only when something was refused).
     pub report_every: Duration,

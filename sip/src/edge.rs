@@ -1,8 +1,6 @@
 //! The SIP edge as a running service: it starts the stack, takes each new server transaction,
-//! bounds how many requests starting new work are handled at once (beyond, one over UDP is
-//! dropped unanswered, as a full socket buffer would drop it, and its sender's retransmission
-//! is taken afresh; one over TCP or a WebSocket, which is never retransmitted, gets 503;
-//! requests inside a dialog and CANCELs are never refused for load), and dispatches: an INVITE outside a dialog
+//! bounds how many requests starting new work are handled at once (503 beyond; requests inside
+//! a dialog and CANCELs are never refused for load), and dispatches: an INVITE outside a dialog
 //! goes to the call edge (`calls`), any request inside one to its dialog (481 when there is
 //! none), everything else is 405. REGISTER, OPTIONS outside a dialog and an INVITE without
 //! credentials never become transactions: the ingress hands them over as they are, and they are
@@ -324,19 +322,13 @@ impl CallControl {
 }
 
 /// Takes each new transaction and handles it on its own task. Those that start new work take
-/// one of the `slots` (when none is free: dropped over UDP, 503 otherwise); those that finish
-/// admitted work do not ([`sheddable`]).
+/// one of the `slots` (503 when none is free); those that finish admitted work do not
+/// ([`sheddable`]).
 async fn dispatch(core: Arc<Core>, mut incoming: TransactionReceiver, slots: Arc<Semaphore>) {
     while let Some(mut tx) = incoming.recv().await {
         let permit = if sheddable(&tx.original) {
             match slots.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
-                Err(_) if !reliable(&tx) => {
-                    // Unanswered, the transaction ends here and the retransmission starts a
-                    // new one.
-                    core.stats.shed();
-                    continue;
-                }
                 Err(_) => {
                     respond(&mut tx, overloaded(&core)).await;
                     continue;
@@ -351,12 +343,6 @@ async fn dispatch(core: Arc<Core>, mut incoming: TransactionReceiver, slots: Arc
             drop(permit);
         });
     }
-}
-
-/// Whether `tx` came over a reliable transport (TCP, a WebSocket flow), whose sender does not
-/// retransmit.
-fn reliable(tx: &Transaction) -> bool {
-    tx.connection.as_ref().is_none_or(|c| c.is_reliable())
 }
 
 /// The 503 that refuses new work for load, counted.
@@ -399,15 +385,7 @@ async fn dispatch_outside(
             Some(Seen::First) | None => {}
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            if request.reliable() {
-                answer(&core, &request, key, overloaded(&core)).await;
-            } else {
-                // Dropped; its retransmission is taken afresh.
-                if let Some(key) = key {
-                    core.answers.forget(key);
-                }
-                core.stats.shed();
-            }
+            answer(&core, &request, key, overloaded(&core)).await;
             continue;
         };
         let core = core.clone();

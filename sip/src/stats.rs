@@ -90,9 +90,6 @@ pub struct SecurityStats {
     pub auth: Vec<(AuthOutcome, u64)>,
     /// Requests answered 503 because the edge or an extension was overloaded.
     pub overloaded: u64,
-    /// New requests over UDP dropped unanswered because the edge was at its bound of requests
-    /// in flight (their senders retransmit them).
-    pub shed: u64,
     /// TCP connections closed at once for exceeding the per-address limit.
     pub tcp_refused: u64,
 }
@@ -117,7 +114,6 @@ impl SecurityStats {
                 .map(|(_, n)| n)
                 .sum::<u64>()
             + self.overloaded
-            + self.shed
             + self.tcp_refused
     }
 
@@ -129,7 +125,6 @@ impl SecurityStats {
             rejected: difference(&self.rejected, &earlier.rejected),
             auth: difference(&self.auth, &earlier.auth),
             overloaded: self.overloaded - earlier.overloaded,
-            shed: self.shed - earlier.shed,
             tcp_refused: self.tcp_refused - earlier.tcp_refused,
         }
     }
@@ -159,7 +154,6 @@ pub(crate) struct Stats {
     rejected: [AtomicU64; RejectKind::ALL.len()],
     auth: [AtomicU64; OUTCOMES],
     overloaded: AtomicU64,
-    shed: AtomicU64,
     tcp_refused: AtomicU64,
 }
 
@@ -180,9 +174,6 @@ impl Stats {
     }
     pub(crate) fn overloaded(&self) {
         self.overloaded.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn shed(&self) {
-        self.shed.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn tcp_refused(&self) {
         self.tcp_refused.fetch_add(1, Ordering::Relaxed);
@@ -205,7 +196,6 @@ impl Stats {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
             overloaded: load(&self.overloaded),
-            shed: load(&self.shed),
             tcp_refused: load(&self.tcp_refused),
         }
     }
@@ -240,7 +230,6 @@ pub(crate) fn report(
             rejected = %rejected,
             auth_failures = %auth,
             overloaded = delta.overloaded,
-            shed = delta.shed,
             tcp_refused = delta.tcp_refused,
             "SIP edge refused traffic since the last report"
         );
