@@ -41,7 +41,10 @@
 #                           refresh that changes nothing, which writes no event; set NUSERS >=
 #                           rate*secs to make every REGISTER a new binding)
 #   SECS [15]               seconds per step
-#   REG_RATES ["2000 5000 10000 15000 20000 25000"], CALL_RATES ["250 500 1000 1500 2000 2500"]
+#   REG_RATES ["4000 6000 8000 10000 12000 14000 16000 20000 25000"],
+#   CALL_RATES ["500 750 1000 1250 1500 1750 2000 2500 3000"] (steps of a quarter to a sixth
+#                           near where both sides stop: coarser steps made the ratio jump
+#                           between 0.40 and 0.60 with one step more or less)
 #   HOLD [0]                ms between ACK and BYE
 #   PORT [5080]             our SIP port (UDP and TCP on 127.0.0.1); HTTP on PORT+1000
 #   STORE_FLAGS [""]        e.g. "--relaxed-fsync" (report such figures separately)
@@ -53,8 +56,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 KIT="$(cd "${KIT:-$ROOT/../shared/bench}" && pwd)"
 NUSERS="${NUSERS:-10000}"
 SECS="${SECS:-15}"
-REG_RATES="${REG_RATES:-2000 5000 10000 15000 20000 25000}"
-CALL_RATES="${CALL_RATES:-250 500 1000 1500 2000 2500}"
+REG_RATES="${REG_RATES:-4000 6000 8000 10000 12000 14000 16000 20000 25000}"
+CALL_RATES="${CALL_RATES:-500 750 1000 1250 1500 1750 2000 2500 3000}"
 HOLD="${HOLD:-0}"
 PORT="${PORT:-5080}"
 STORE_FLAGS="${STORE_FLAGS:-}"
@@ -246,6 +249,21 @@ for kind in ('reg-auth', 'call-auth'):
     print(f'{kind}: ledgerline {ours[0]}/s, kamailio {kam[0]}/s, ratio {ratio}')
     print(f'  ledgerline: {ours[1]}')
     print(f'  kamailio:   {kam[1]}')
+# The kit's second figure: CPU at the same rate, for the rates both sides ran (clean or not).
+cpu = {}
+for side, kind, rate, clean, line in steps:
+    m = re.search(r'server_cpu%=([\d.]+)', line)
+    if m:
+        cpu[(side, kind, int(rate))] = float(m.group(1))
+for kind in ('reg-auth', 'call-auth'):
+    rates = sorted({r for (s, k, r) in cpu if k == kind and s == 'ours'}
+                   & {r for (s, k, r) in cpu if k == kind and s == 'kam'})
+    if rates:
+        print(f'{kind}: server CPU % at the same rate, ledgerline / kamailio (ratio; per '
+              'operation only below saturation: a saturated step runs longer and caps near 100)')
+        for r in rates:
+            o, k = cpu[('ours', kind, r)], cpu[('kam', kind, r)]
+            print(f'  {r}/s: {o:.1f} / {k:.1f} ({o / k:.2f})' if k else f'  {r}/s: {o:.1f} / {k:.1f}')
 PY
 }
 
