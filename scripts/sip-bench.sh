@@ -50,7 +50,8 @@
 #   STORE_FLAGS [""]        e.g. "--relaxed-fsync" (report such figures separately)
 #   LEDGERLINE [built here] the binary; without it, `cargo build --release` builds it
 #   SERVER_CPU [0], GEN_CPU [1]; WORK [/tmp/ledgerline-sip-bench]: generated files, sipp
-#   results (WORK/results), the server's log (WORK/serve.log) and the figures (WORK/figures.txt)
+#   results (WORK/results/ours, WORK/results/kam), our server's log (WORK/serve.log, the last
+#   step's) and the figures (WORK/figures.txt)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 KIT="$(cd "${KIT:-$ROOT/../shared/bench}" && pwd)"
@@ -192,6 +193,9 @@ PY
 # directory; kam: Kamailio restarted); fails when the step is not clean.
 step_on() {   # side kind rate
   local side=$1 kind=$2 rate=$3 clean=0
+  # Each side's sipp files apart (bench.sh names them by kind and rate only), so a step of
+  # Kamailio's does not overwrite the error files of ours at the same rate.
+  export RESULTS="$WORK/results/$side"
   if [ "$side" = ours ]; then
     start_ours
     export TARGET="127.0.0.1:$PORT" SERVER_PIDS="$SERVER_PID"
