@@ -44,7 +44,8 @@
 #   REG_RATES ["4000 6000 8000 10000 12000 14000 16000 20000 25000"],
 #   CALL_RATES ["500 750 1000 1250 1500 1750 2000 2500 3000"] (steps of a quarter to a sixth
 #                           near where both sides stop: coarser steps made the ratio jump
-#                           between 0.40 and 0.60 with one step more or less)
+#                           between 0.40 and 0.60 with one step more or less); set one
+#                           empty (REG_RATES=) to skip that kind
 #   HOLD [0]                ms between ACK and BYE
 #   PORT [5080]             our SIP port (UDP and TCP on 127.0.0.1); HTTP on PORT+1000
 #   STORE_FLAGS [""]        e.g. "--relaxed-fsync" (report such figures separately)
@@ -57,8 +58,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 KIT="$(cd "${KIT:-$ROOT/../shared/bench}" && pwd)"
 NUSERS="${NUSERS:-10000}"
 SECS="${SECS:-15}"
-REG_RATES="${REG_RATES:-4000 6000 8000 10000 12000 14000 16000 20000 25000}"
-CALL_RATES="${CALL_RATES:-500 750 1000 1250 1500 1750 2000 2500 3000}"
+REG_RATES="${REG_RATES-4000 6000 8000 10000 12000 14000 16000 20000 25000}"
+CALL_RATES="${CALL_RATES-500 750 1000 1250 1500 1750 2000 2500 3000}"
 HOLD="${HOLD:-0}"
 PORT="${PORT:-5080}"
 STORE_FLAGS="${STORE_FLAGS:-}"

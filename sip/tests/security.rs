@@ -481,9 +481,9 @@ async fn past_its_bound_of_requests_in_flight_the_edge_refuses_new_ones_with_503
     // A burst arrives at once: the edge takes it faster than it answers, so one request holds
     // the only slot while the next ones come in. Every request gets one answer.
     let mut udp = Peer::udp(h.udp(), LOCAL).await;
-    let burst: Vec<String> = (0..40).map(|n| options(&udp, n)).collect();
-    for text in &burst {
-        udp.send(text).await;
+    for n in 0..40 {
+        let text = options(&udp, n);
+        udp.send(&text).await;
     }
     let mut tcp = Peer::tcp(h.tcp()).await;
     let tcp_burst: String = (0..40).map(|n| options(&tcp, n)).collect();

@@ -378,10 +378,21 @@ impl Peer {
         let got = &mut self.pending;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            // A message is its head and then Content-Length bytes of body; what follows is the
+            // next message's.
             if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                let text = String::from_utf8_lossy(&got[..end + 4]).to_string();
-                got.drain(..end + 4);
-                return Some(Msg::parse(&text));
+                let head = Msg::parse(&String::from_utf8_lossy(&got[..end + 4]));
+                let body = ["content-length", "l"]
+                    .iter()
+                    .find_map(|name| head.header(name))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let whole = end + 4 + body;
+                if got.len() >= whole {
+                    let text = String::from_utf8_lossy(&got[..whole]).to_string();
+                    got.drain(..whole);
+                    return Some(Msg::parse(&text));
+                }
             }
             let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
                 .await
