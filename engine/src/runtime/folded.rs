@@ -113,7 +113,8 @@ struct Followed<A> {
     in_step: bool,
     /// The newest version the feed delivered that was not folded (0: none).
     missed: u64,
-    /// Held while the stream is read from the log (made at the first read).
+    /// Held while the stream is read from the log (made by a read, dropped by the last caller
+    /// done with it).
     reading: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Reads of the stream stored so far.
     reads: u64,
@@ -128,6 +129,17 @@ impl<A> Followed<A> {
             reading: None,
             reads: 0,
         }
+    }
+}
+
+/// Drops `f`'s read gate when the caller done with it (still holding its clone) is the last to
+/// hold it: a stream read once keeps no gate, and one that callers wait on keeps it for them.
+fn release_gate<A>(f: &mut Followed<A>) {
+    if f.reading
+        .as_ref()
+        .is_some_and(|g| Arc::strong_count(g) <= 2)
+    {
+        f.reading = None;
     }
 }
 
@@ -209,7 +221,9 @@ impl<A: Aggregate> Follower<A> {
             // A read stored while this caller waited ended after it asked: taken as its own.
             let read_meanwhile = f.reads > reads;
             if (f.in_step || read_meanwhile) && f.folded.version >= at_least {
-                return Ok(f.folded.clone());
+                let folded = f.folded.clone();
+                release_gate(f);
+                return Ok(folded);
             }
             // A seed stands for the stream only while no append to it was issued; one issued
             // after this point is published later, so the feed notes it like any other.
@@ -221,19 +235,32 @@ impl<A: Aggregate> Follower<A> {
                 .filter(|s| s.version >= at_least);
             (f.folded.clone(), seed)
         };
-        match seed {
-            Some(seed) => folded = seed,
-            None => folded.catch_up(&*self.log, stream).await?,
-        }
+        let read = match seed {
+            Some(seed) => {
+                folded = seed;
+                Ok(())
+            }
+            None => folded.catch_up(&*self.log, stream).await,
+        };
         let lagged = self.drain() != lags;
-        if let Some(f) = self.states().get_mut(stream)
-            && f.folded.version <= folded.version
-        {
-            f.folded = folded.clone();
-            f.in_step = !lagged && f.missed <= folded.version;
-            f.reads += 1;
+        if let Some(f) = self.states().get_mut(stream) {
+            if read.is_ok() && f.folded.version <= folded.version {
+                f.folded = folded.clone();
+                f.in_step = !lagged && f.missed <= folded.version;
+                f.reads += 1;
+            }
+            release_gate(f);
         }
-        Ok(folded)
+        read.map(|()| folded)
+    }
+
+    /// How many streams have a read gate (tests: gates go with their last holder).
+    #[cfg(test)]
+    pub(crate) fn read_gates(&self) -> usize {
+        self.states()
+            .values()
+            .filter(|f| f.reading.is_some())
+            .count()
     }
 
     fn states(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Followed<A>>> {

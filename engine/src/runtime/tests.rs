@@ -680,4 +680,6 @@ async fn callers_asking_for_a_stream_being_read_wait_for_that_read() {
         .unwrap();
     let after = follower.current(&watched, done.version).await.unwrap();
     assert_eq!((after.version, after.state.digits.as_str()), (2, "12"));
+    // Every caller is done: the stream keeps no read gate.
+    assert_eq!(follower.read_gates(), 0);
 }
