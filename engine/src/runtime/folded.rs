@@ -236,22 +236,21 @@ impl<A: Aggregate> Follower<A> {
             (f.folded.clone(), seed)
         };
         let read = match seed {
-            Some(seed) => {
-                folded = seed;
-                Ok(())
-            }
-            None => folded.catch_up(&*self.log, stream).await,
+            Some(seed) => Ok(seed),
+            None => folded.catch_up(&*self.log, stream).await.map(|()| folded),
         };
         let lagged = self.drain() != lags;
         if let Some(f) = self.states().get_mut(stream) {
-            if read.is_ok() && f.folded.version <= folded.version {
+            if let Ok(folded) = &read
+                && f.folded.version <= folded.version
+            {
                 f.folded = folded.clone();
                 f.in_step = !lagged && f.missed <= folded.version;
                 f.reads += 1;
             }
             release_gate(f);
         }
-        read.map(|()| folded)
+        read
     }
 
     /// How many streams have a read gate (tests: gates go with their last holder).
