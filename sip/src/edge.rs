@@ -177,6 +177,7 @@ impl SipEdge {
             max_tcp_per_ip: config.max_tcp_connections_per_ip,
             ended,
             outside,
+            udp: Default::default(),
         });
         let (stack, incoming) = transport::start(&config, shared).await?;
         let bindings = Arc::new(Bindings::of(&extensions));

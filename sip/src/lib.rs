@@ -35,6 +35,7 @@ mod calls;
 pub mod config;
 pub mod digest;
 mod edge;
+mod intake;
 pub mod phone;
 pub mod ratelimit;
 mod registrar;

@@ -116,11 +116,16 @@ impl Rejection {
 pub enum Datagram {
     /// A CRLF keep-alive (RFC 5626); rsipstack answers it.
     Keepalive,
-    Message,
+    /// A response, or a request that goes on with or ends work already admitted: ACK, BYE,
+    /// CANCEL, or any request whose To carries a tag (inside a dialog).
+    Ongoing,
+    /// A request outside a dialog: it would start new work (a call, a registration).
+    Initial,
 }
 
 /// Checks the raw bytes of one datagram. `Err` carries the kind to count; nothing is answered.
-/// One pass over the head, line by line (every datagram of a storm comes through here).
+/// One pass over the head, line by line (every datagram of a storm comes through here), which
+/// also tells whether the message goes on with admitted work or starts new work.
 pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectKind> {
     if bytes.len() > limits.max_message_bytes {
         return Err(RejectKind::TooLarge);
@@ -139,6 +144,7 @@ pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectK
     let head = &bytes[..end + 2];
     let text = std::str::from_utf8(head).map_err(|_| RejectKind::Malformed)?;
     let mut headers = 0usize;
+    let mut ongoing = false;
     let mut at = 0;
     for (n, lf) in memchr::memchr_iter(b'\n', head).enumerate() {
         // Only CRLF line ends, no other control character but HT.
@@ -146,6 +152,7 @@ pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectK
             Some((b'\r', line)) => line,
             _ => return Err(RejectKind::Malformed),
         };
+        let line_at = at;
         at = lf + 1;
         // Folded over the whole line without an early exit, so it compiles to vector code.
         let control = line.iter().fold(false, |bad, &b| {
@@ -157,7 +164,13 @@ pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectK
         if n == 0 {
             // The start line: the head's text up to its first CR (an ASCII byte, so a boundary).
             let start = &text[..line.len()];
-            if !(is_request_line(start) || is_status_line(start)) {
+            if is_status_line(start) {
+                ongoing = true;
+            } else if is_request_line(start) {
+                ongoing = ["ACK ", "BYE ", "CANCEL "]
+                    .iter()
+                    .any(|m| start.starts_with(m));
+            } else {
                 return Err(RejectKind::Malformed);
             }
             continue;
@@ -183,8 +196,16 @@ pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectK
         if headers > limits.max_headers {
             return Err(RejectKind::TooLarge);
         }
+        if !ongoing && (name.eq_ignore_ascii_case(b"To") || name.eq_ignore_ascii_case(b"t")) {
+            let value = &text[line_at + colon + 1..line_at + line.len()];
+            ongoing = crate::transport::header_tag(value).is_some();
+        }
     }
-    Ok(Datagram::Message)
+    Ok(if ongoing {
+        Datagram::Ongoing
+    } else {
+        Datagram::Initial
+    })
 }
 
 /// `Method SP Request-URI SP SIP/2.0`.
@@ -672,7 +693,7 @@ mod tests {
     fn a_well_formed_register_passes_both_levels() {
         assert_eq!(
             check_datagram(REGISTER.as_bytes(), &limits()),
-            Ok(Datagram::Message)
+            Ok(Datagram::Initial)
         );
         assert_eq!(
             check_request(&parse(REGISTER), Transport::Udp, &limits()),
@@ -748,11 +769,57 @@ mod tests {
         assert_eq!(check_datagram(&latin1, &l), Err(RejectKind::Malformed));
         assert_eq!(
             check_datagram(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", &l),
-            Ok(Datagram::Message)
+            Ok(Datagram::Ongoing)
         );
         // Folding after the first header line, and tabs, are allowed.
         let folded = REGISTER.replace("Expires: 3600", "Expires:\t3600\r\n\t ;x=1");
-        assert_eq!(check_datagram(folded.as_bytes(), &l), Ok(Datagram::Message));
+        assert_eq!(check_datagram(folded.as_bytes(), &l), Ok(Datagram::Initial));
+    }
+
+    #[test]
+    fn a_datagram_is_told_to_go_on_with_admitted_work_or_to_start_new_work() {
+        let l = limits();
+        let lane = |text: &str| check_datagram(text.as_bytes(), &l).expect(text);
+        let to = "To: <sip:1001@127.0.0.1>\r\n";
+        let with = |start: &str, to_line: &str| {
+            REGISTER
+                .replacen(REGISTER.lines().next().unwrap(), start, 1)
+                .replace(to, to_line)
+        };
+        assert!(REGISTER.contains(to), "the template's To line changed");
+        for (start, to_line, expected) in [
+            ("INVITE sip:1002@example.com SIP/2.0", to, Datagram::Initial),
+            ("REGISTER sip:example.com SIP/2.0", to, Datagram::Initial),
+            ("OPTIONS sip:example.com SIP/2.0", to, Datagram::Initial),
+            // A tag in the URI's own parameters is not the header's.
+            (
+                "INVITE sip:1002@example.com SIP/2.0",
+                "To: <sip:1001@127.0.0.1;tag=uri>\r\n",
+                Datagram::Initial,
+            ),
+            (
+                "INVITE sip:1002@example.com SIP/2.0",
+                "To: <sip:1001@127.0.0.1>;tag=ab12\r\n",
+                Datagram::Ongoing,
+            ),
+            (
+                "INFO sip:1002@example.com SIP/2.0",
+                "t: \"Alice;tag=no\" <sip:1001@127.0.0.1>;TAG=ab12\r\n",
+                Datagram::Ongoing,
+            ),
+            ("ACK sip:1002@example.com SIP/2.0", to, Datagram::Ongoing),
+            ("BYE sip:1002@example.com SIP/2.0", to, Datagram::Ongoing),
+            ("CANCEL sip:1002@example.com SIP/2.0", to, Datagram::Ongoing),
+            ("SIP/2.0 180 Ringing", to, Datagram::Ongoing),
+            (
+                "SIP/2.0 407 Proxy Authentication Required",
+                to,
+                Datagram::Ongoing,
+            ),
+        ] {
+            let text = with(start, to_line);
+            assert_eq!(lane(&text), expected, "{text}");
+        }
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub struct SecurityStats {
     pub auth: Vec<(AuthOutcome, u64)>,
     /// Requests answered 503 because the edge or an extension was overloaded.
     pub overloaded: u64,
+    /// UDP requests that would have started new work, dropped unanswered because the intake
+    /// held them too long or was full (their senders retransmit them).
+    pub shed: u64,
     /// TCP connections closed at once for exceeding the per-address limit.
     pub tcp_refused: u64,
 }
@@ -114,6 +117,7 @@ impl SecurityStats {
                 .map(|(_, n)| n)
                 .sum::<u64>()
             + self.overloaded
+            + self.shed
             + self.tcp_refused
     }
 
@@ -125,6 +129,7 @@ impl SecurityStats {
             rejected: difference(&self.rejected, &earlier.rejected),
             auth: difference(&self.auth, &earlier.auth),
             overloaded: self.overloaded - earlier.overloaded,
+            shed: self.shed - earlier.shed,
             tcp_refused: self.tcp_refused - earlier.tcp_refused,
         }
     }
@@ -154,6 +159,7 @@ pub(crate) struct Stats {
     rejected: [AtomicU64; RejectKind::ALL.len()],
     auth: [AtomicU64; OUTCOMES],
     overloaded: AtomicU64,
+    shed: AtomicU64,
     tcp_refused: AtomicU64,
 }
 
@@ -174,6 +180,9 @@ impl Stats {
     }
     pub(crate) fn overloaded(&self) {
         self.overloaded.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn shed(&self, count: u64) {
+        self.shed.fetch_add(count, Ordering::Relaxed);
     }
     pub(crate) fn tcp_refused(&self) {
         self.tcp_refused.fetch_add(1, Ordering::Relaxed);
@@ -196,6 +205,7 @@ impl Stats {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
             overloaded: load(&self.overloaded),
+            shed: load(&self.shed),
             tcp_refused: load(&self.tcp_refused),
         }
     }
@@ -230,6 +240,7 @@ pub(crate) fn report(
             rejected = %rejected,
             auth_failures = %auth,
             overloaded = delta.overloaded,
+            shed = delta.shed,
             tcp_refused = delta.tcp_refused,
             "SIP edge refused traffic since the last report"
         );

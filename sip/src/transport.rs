@@ -5,9 +5,10 @@
 //! churns, this is the file that changes.
 //!
 //! Ingress, in order:
-//! 1. UDP datagrams are read through [`GuardedUdp`], our socket wrapper: a banned source is
-//!    dropped, every datagram counts against its source's packet budget, and the raw bytes must
-//!    pass [`sanity::check_datagram`] before rsipstack parses them. TCP connections from a
+//! 1. UDP datagrams are read through our [`Intake`]: a banned source is dropped, every
+//!    datagram counts against its source's packet budget, and the raw bytes must pass
+//!    [`sanity::check_datagram`] before rsipstack parses them; while the ingress is behind,
+//!    what arrives waits there, ongoing work first (the intake's module says how). TCP connections from a
 //!    banned source are refused at accept (the transport whitelist hook), and one address may
 //!    hold only so many at once. A WebSocket [`Flow`] does the same per frame: its source's
 //!    budget, the raw checks, then the parse; its connection counts with the TCP ones.
@@ -49,6 +50,7 @@ use rsipstack::transport::{SipAddr, SipConnection, TransportEvent, TransportLaye
 use crate::SipError;
 use crate::auth::warning;
 use crate::config::{Limits, SipConfig};
+use crate::intake::{Intake, Progress};
 use crate::ratelimit::{FloodGuard, Verdict};
 use crate::sanity::{self, Datagram, RejectKind};
 use crate::stats::Stats;
@@ -85,6 +87,8 @@ pub(crate) struct Shared {
     pub(crate) ended: tokio::sync::mpsc::UnboundedSender<SocketAddr>,
     /// Where requests answered without a transaction go ([`answered_outside`]).
     pub(crate) outside: tokio::sync::mpsc::UnboundedSender<Outside>,
+    /// UDP messages the ingress took, which paces the reader ([`Intake`]).
+    pub(crate) udp: Progress,
 }
 
 impl Shared {
@@ -176,10 +180,8 @@ pub(crate) async fn start(
         if config.udp_buffer > 0 {
             size_buffers(&socket, config.udp_buffer);
         }
-        let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> = Arc::new(GuardedUdp {
-            socket,
-            shared: shared.clone(),
-        });
+        let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> =
+            Arc::new(GuardedUdp(Intake::new(socket, shared.clone())));
         let connection = UdpConnection::from_socket(guarded, None, Some(cancel.child_token()))
             .await
             .map_err(|e| SipError::Stack(e.to_string()))?;
@@ -453,7 +455,7 @@ impl Flow {
             Screened::Banned => return Frame::Close,
             Screened::Refused => return Frame::Refused,
             Screened::Passed(Datagram::Keepalive) => return Frame::Keepalive,
-            Screened::Passed(Datagram::Message) => {}
+            Screened::Passed(Datagram::Ongoing | Datagram::Initial) => {}
         }
         let transport = self.addr.r#type.unwrap_or(Transport::Ws);
         let parsed = match SipMessage::try_from(bytes) {
@@ -494,32 +496,21 @@ impl Drop for Flow {
     }
 }
 
-/// The UDP socket as rsipstack reads it: datagrams that fail the pre-parse checks never
-/// surface.
-struct GuardedUdp {
-    socket: tokio::net::UdpSocket,
-    shared: Arc<Shared>,
-}
+/// The UDP socket as rsipstack reads it: our [`Intake`].
+struct GuardedUdp(Intake);
 
 #[async_trait]
 impl rsipstack::platform::net::UdpSocket for GuardedUdp {
     async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
-        loop {
-            let (len, from) = self.socket.recv_from(buf).await?;
-            // A datagram that fills the read buffer was cut off.
-            let screened = self.shared.screen(from.ip(), &buf[..len], len == buf.len());
-            if let Screened::Passed(_) = screened {
-                return Ok((len, from));
-            }
-        }
+        Ok(self.0.recv(buf).await?)
     }
 
     async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
-        Ok(self.socket.send_to(buf, addr).await?)
+        Ok(self.0.socket().send_to(buf, addr).await?)
     }
 
     fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
-        Ok(self.socket.local_addr()?)
+        Ok(self.0.socket().local_addr()?)
     }
 }
 
@@ -543,10 +534,13 @@ impl Ingress {
         from: rsipstack::transport::SipAddr,
     ) -> Option<TransportEvent> {
         let shared = &self.shared;
+        if let SipConnection::Udp(_) = connection {
+            shared.udp.took();
+        }
         let Ok(source) = from.get_socketaddr() else {
             return None;
         };
-        // UDP datagrams were counted by the socket wrapper, WebSocket frames by their flow.
+        // UDP datagrams were counted by the intake, WebSocket frames by their flow.
         let counted = matches!(
             connection,
             SipConnection::Udp(_) | SipConnection::Channel(_)
