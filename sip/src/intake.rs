@@ -1,21 +1,23 @@
 //! The UDP intake: the SIP socket as rsipstack's reader sees it. Every datagram is screened here
 //! before any parse (its source's packet budget, the raw sanity checks), and the reader is kept
-//! at most [`AHEAD`] messages in front of the ingress. rsipstack queues what it reads without a
-//! bound, so past saturation a request would wait there unseen for seconds while its sender
+//! fewer than [`AHEAD`] messages in front of the ingress. rsipstack queues what it reads without
+//! a bound, so past saturation a request would wait there unseen for seconds while its sender
 //! retransmits it, and so would the callee's answers while our own client transactions
 //! retransmit towards it: the retransmissions are more load on a server already behind. What
 //! arrives while the ingress is behind waits here instead, in two lanes: what goes on with
-//! admitted work (responses, ACK, BYE, CANCEL, requests inside a dialog) is served first, and a
-//! request that would start new work is dropped unanswered when it waited longer than
-//! [`STALE`] or finds the intake full, and counted (its sender retransmits it, and the copy is
-//! served fresh). While the ingress keeps up nothing waits: each datagram goes straight through.
+//! admitted work (responses, ACK, BYE, CANCEL, requests inside a dialog) is served first (but
+//! never more than [`RUN`] in a row while a new request waits), and a request that would start
+//! new work is dropped unanswered when it waited longer than [`STALE`] or finds the intake full,
+//! and counted (its sender retransmits it, and the copy is served fresh). While the ingress
+//! keeps up nothing waits: each datagram goes straight through.
 //!
-//! The ingress reports each UDP message it takes ([`Progress::took`]). A datagram the reader was
-//! handed but dropped (a parse it refused) is never reported; when the ingress makes no
-//! progress for a while the intake stops waiting for those.
+//! Each message handed over carries its number in hand-over order, as a last header
+//! ([`STAMP`]) that the ingress takes off before anything else reads the message and reports
+//! ([`Progress::took`]). A datagram the reader dropped (a parse it refused, a source banned
+//! meanwhile) leaves a gap in the numbers the ingress sees, so it is not waited for.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +30,8 @@ use tokio::sync::Notify;
 use crate::sanity::Datagram;
 use crate::transport::{Screened, Shared};
 
-/// How many messages rsipstack's reader may hold that the ingress has not taken yet.
+/// How many messages rsipstack's reader may hold that the ingress has not taken yet, at most
+/// one fewer than this.
 pub(crate) const AHEAD: u64 = 32;
 /// How long a request starting new work may wait here: T1 (500 ms), after which its sender
 /// has sent it again (so its copy is here or on its way). Shorter drops requests a busy server
@@ -36,30 +39,36 @@ pub(crate) const AHEAD: u64 = 32;
 /// 1,174 times in a 10 s step and the p99 setup time 932 ms, where first in, first out had
 /// none and 148 ms.
 pub(crate) const STALE: TimeDelta = TimeDelta::milliseconds(500);
+/// Ongoing messages served in a row while a new request waits, so a flood of forged responses
+/// or in-dialog requests cannot shut new work out.
+pub(crate) const RUN: usize = 8;
 /// How long the ingress may take no message while the reader waits for it, before the reader
-/// stops counting what it handed over as pending.
+/// counts what it handed over last as dropped (only the last ones can be: a later message
+/// taken accounts for every earlier one).
 pub(crate) const STALL: Duration = Duration::from_millis(20);
 /// Bytes of datagrams held here at most.
 pub(crate) const CAPACITY: usize = 4 << 20;
 /// Datagrams read from the socket in one go, so one read does not hold up the runtime.
 const BURST: usize = 256;
+/// The header that numbers each message handed over.
+pub(crate) const STAMP: &str = "X-Ledgerline-Intake";
 
-/// How many UDP messages the ingress has taken, and a wake-up for a reader waiting on it.
+/// The highest message number the ingress took, and a wake-up for a reader waiting on it.
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
-    taken: AtomicU64,
+    seen: AtomicU64,
     moved: Notify,
 }
 
 impl Progress {
-    /// The ingress took one UDP message.
-    pub(crate) fn took(&self) {
-        self.taken.fetch_add(1, Ordering::Release);
+    /// The ingress took the message numbered `n`.
+    pub(crate) fn took(&self, n: u64) {
+        self.seen.fetch_max(n, Ordering::AcqRel);
         self.moved.notify_one();
     }
 
-    fn taken(&self) -> u64 {
-        self.taken.load(Ordering::Acquire)
+    fn seen(&self) -> u64 {
+        self.seen.load(Ordering::Acquire)
     }
 }
 
@@ -68,7 +77,8 @@ pub(crate) struct Intake {
     socket: UdpSocket,
     shared: Arc<Shared>,
     lanes: Mutex<Lanes>,
-    /// Messages handed to the reader (keep-alives, which never reach the ingress, excepted).
+    /// Messages handed to the reader (keep-alives, which never reach the ingress, excepted):
+    /// the number of the last one.
     handed: AtomicU64,
     stall: Duration,
 }
@@ -104,21 +114,22 @@ impl Intake {
         }
     }
 
-    /// Waits while the reader holds more than [`AHEAD`] messages the ingress has not taken;
-    /// true when it had to.
+    /// Waits while the reader holds [`AHEAD`] messages the ingress has not taken; true when it
+    /// had to.
     async fn catch_up(&self) -> bool {
         let progress = &self.shared.udp;
         let mut waited = false;
         loop {
-            let taken = progress.taken();
-            if self.handed.load(Ordering::Relaxed).saturating_sub(taken) <= AHEAD {
+            let seen = progress.seen();
+            let handed = self.handed.load(Ordering::Relaxed);
+            if handed.saturating_sub(seen) < AHEAD {
                 return waited;
             }
             waited = true;
             let moved = tokio::time::timeout(self.stall, progress.moved.notified()).await;
-            if moved.is_err() && progress.taken() == taken {
-                // Nothing taken for a while: what is still counted was dropped by the reader.
-                self.handed.store(taken, Ordering::Relaxed);
+            if moved.is_err() && progress.seen() == seen {
+                // Nothing taken for a while: the last ones handed over were dropped.
+                progress.seen.fetch_max(handed, Ordering::AcqRel);
             }
         }
     }
@@ -144,7 +155,7 @@ impl Intake {
                 Screened::Banned | Screened::Refused => continue,
             };
             let Some(now) = now else {
-                return Ok(Some(self.hand(len, from)));
+                return Ok(Some(self.hand(buf, len, from)));
             };
             let shed = lanes.hold(lane, &buf[..len], from, now);
             self.shed(shed);
@@ -152,17 +163,27 @@ impl Intake {
         let Some(now) = now else {
             return Ok(None);
         };
-        let (next, shed) = lanes.next(now);
-        self.shed(shed);
-        Ok(next.map(|held| {
-            buf[..held.bytes.len()].copy_from_slice(&held.bytes);
-            self.hand(held.bytes.len(), held.from)
-        }))
+        loop {
+            let (next, shed) = lanes.next(now);
+            self.shed(shed);
+            let Some(held) = next else {
+                return Ok(None);
+            };
+            // Banned while it waited: rsipstack would drop it.
+            if self.shared.guard.is_banned(held.from.ip(), now) {
+                self.shared.stats.banned_drop();
+                continue;
+            }
+            let len = held.bytes.len();
+            buf[..len].copy_from_slice(&held.bytes);
+            return Ok(Some(self.hand(buf, len, held.from)));
+        }
     }
 
-    fn hand(&self, len: usize, from: SocketAddr) -> (usize, SocketAddr) {
-        self.handed.fetch_add(1, Ordering::Relaxed);
-        (len, from)
+    /// Numbers the message in `buf[..len]` and hands it over.
+    fn hand(&self, buf: &mut [u8], len: usize, from: SocketAddr) -> (usize, SocketAddr) {
+        let n = self.handed.fetch_add(1, Ordering::Relaxed) + 1;
+        (stamp(buf, len, n), from)
     }
 
     fn shed(&self, count: usize) {
@@ -170,6 +191,30 @@ impl Intake {
             self.shared.stats.shed(count as u64);
         }
     }
+}
+
+/// Adds the [`STAMP`] header numbered `n` as the last line of the head of the message in
+/// `buf[..len]`; returns its new length (the same when the buffer has no room, which a
+/// screened datagram, far below the 64 KiB read buffer, always has).
+pub(crate) fn stamp(buf: &mut [u8], len: usize, n: u64) -> usize {
+    let mut line = [0u8; 48];
+    let room = {
+        let mut w = &mut line[..];
+        // 20 digits at most: it fits.
+        let _ = write!(w, "{STAMP}: {n}\r\n");
+        w.len()
+    };
+    let line = &line[..line.len() - room];
+    let Some(end) = memchr::memmem::find(&buf[..len], b"\r\n\r\n") else {
+        return len;
+    };
+    if len + line.len() > buf.len() {
+        return len;
+    }
+    let at = end + 2;
+    buf.copy_within(at..len, at + line.len());
+    buf[at..at + line.len()].copy_from_slice(line);
+    len + line.len()
 }
 
 /// Which lane a datagram waits in.
@@ -194,8 +239,11 @@ struct Held {
 struct Lanes {
     ongoing: VecDeque<Held>,
     initial: VecDeque<Held>,
-    bytes: usize,
+    ongoing_bytes: usize,
+    initial_bytes: usize,
     capacity: usize,
+    /// Ongoing messages served in a row while a new request waited.
+    run: usize,
 }
 
 impl Lanes {
@@ -203,8 +251,10 @@ impl Lanes {
         Self {
             ongoing: VecDeque::new(),
             initial: VecDeque::new(),
-            bytes: 0,
+            ongoing_bytes: 0,
+            initial_bytes: 0,
             capacity,
+            run: 0,
         }
     }
 
@@ -212,53 +262,81 @@ impl Lanes {
         self.ongoing.is_empty() && self.initial.is_empty()
     }
 
-    /// Keeps a datagram; returns how many were dropped for it. A full intake drops a new
-    /// request that would start work; an ongoing one takes the place of the oldest of those,
-    /// and is itself dropped only when nothing but ongoing work waits.
+    /// Keeps a datagram; returns how many were dropped for it (itself included). New requests
+    /// past their time go first; then a full intake drops a new request, and an ongoing one
+    /// takes the place of the oldest new ones, or is dropped itself when ongoing work alone
+    /// fills the intake.
     fn hold(&mut self, lane: Lane, bytes: &[u8], from: SocketAddr, at: DateTime<Utc>) -> usize {
-        let mut shed = 0;
-        while self.bytes + bytes.len() > self.capacity {
-            if lane == Lane::Initial {
-                return shed + 1;
-            }
-            match self.initial.pop_front() {
-                Some(old) => {
-                    self.bytes -= old.bytes.len();
-                    shed += 1;
-                }
-                None => return shed + 1,
-            }
+        let mut shed = self.drop_stale(at);
+        let size = bytes.len();
+        let fits = |taken: usize| taken + size <= self.capacity;
+        match lane {
+            Lane::Initial if !fits(self.ongoing_bytes + self.initial_bytes) => return shed + 1,
+            Lane::Ongoing if !fits(self.ongoing_bytes) => return shed + 1,
+            _ => {}
         }
-        self.bytes += bytes.len();
+        while self.ongoing_bytes + self.initial_bytes + size > self.capacity {
+            let Some(old) = self.initial.pop_front() else {
+                break;
+            };
+            self.initial_bytes -= old.bytes.len();
+            shed += 1;
+        }
         let held = Held {
             bytes: bytes.into(),
             from,
             at,
         };
         match lane {
-            Lane::Ongoing => self.ongoing.push_back(held),
-            Lane::Initial => self.initial.push_back(held),
+            Lane::Ongoing => {
+                self.ongoing_bytes += size;
+                self.ongoing.push_back(held);
+            }
+            Lane::Initial => {
+                self.initial_bytes += size;
+                self.initial.push_back(held);
+            }
+        }
+        shed
+    }
+
+    /// Drops the new requests that waited longer than [`STALE`]; returns how many.
+    fn drop_stale(&mut self, now: DateTime<Utc>) -> usize {
+        let mut shed = 0;
+        while let Some(held) = self.initial.front() {
+            if now - held.at <= STALE {
+                break;
+            }
+            self.initial_bytes -= held.bytes.len();
+            self.initial.pop_front();
+            shed += 1;
         }
         shed
     }
 
     /// The next datagram to hand over, and how many new requests were dropped for waiting
-    /// longer than [`STALE`].
+    /// longer than [`STALE`]. Ongoing work first, but a waiting new request gets every
+    /// [`RUN`]+1st turn.
     fn next(&mut self, now: DateTime<Utc>) -> (Option<Held>, usize) {
-        let mut shed = 0;
-        let next = self.ongoing.pop_front().or_else(|| {
-            while let Some(held) = self.initial.pop_front() {
-                if now - held.at <= STALE {
-                    return Some(held);
-                }
-                self.bytes -= held.bytes.len();
-                shed += 1;
+        let shed = self.drop_stale(now);
+        let initial_turn = !self.initial.is_empty() && (self.run >= RUN || self.ongoing.is_empty());
+        let next = if initial_turn {
+            self.run = 0;
+            let held = self.initial.pop_front();
+            if let Some(held) = &held {
+                self.initial_bytes -= held.bytes.len();
             }
-            None
-        });
-        if let Some(held) = &next {
-            self.bytes -= held.bytes.len();
-        }
+            held
+        } else {
+            let held = self.ongoing.pop_front();
+            if let Some(held) = &held {
+                self.ongoing_bytes -= held.bytes.len();
+                if !self.initial.is_empty() {
+                    self.run += 1;
+                }
+            }
+            held
+        };
         (next, shed)
     }
 }
@@ -296,6 +374,16 @@ mod tests {
              CSeq: 1 INVITE\r\n\
              Content-Length: 0\r\n\r\n"
         )
+    }
+
+    /// The message as sent, and its number, from what the reader got.
+    fn unstamped(got: &str) -> (String, u64) {
+        let (head, body) = got.split_once("\r\n\r\n").expect("a head");
+        let (head, last) = head.rsplit_once("\r\n").expect("a header");
+        let n = last
+            .strip_prefix(&format!("{STAMP}: "))
+            .unwrap_or_else(|| panic!("no stamp last in {got:?}"));
+        (format!("{head}\r\n\r\n{body}"), n.parse().unwrap())
     }
 
     struct Setup {
@@ -340,16 +428,19 @@ mod tests {
             self.peer.send(text.as_bytes()).await.unwrap();
         }
 
-        /// The next datagram the reader gets, as text.
+        /// The next message the reader gets, as sent, checking its number follows the last.
         async fn recv(&self) -> String {
+            let before = self.handed();
             let mut buf = vec![0u8; 65_535];
-            let (len, from) =
-                tokio::time::timeout(Duration::from_secs(5), self.intake.recv(&mut buf))
-                    .await
-                    .expect("a datagram within 5 s")
-                    .unwrap();
+            let read = self.intake.recv(&mut buf);
+            let (len, from) = tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .expect("a datagram within 5 s")
+                .unwrap();
             assert_eq!(from, self.peer.local_addr().unwrap());
-            String::from_utf8(buf[..len].to_vec()).unwrap()
+            let (text, n) = unstamped(std::str::from_utf8(&buf[..len]).unwrap());
+            assert_eq!(n, before + 1);
+            text
         }
 
         /// The reader's next call, started: it must wait for the ingress.
@@ -358,20 +449,23 @@ mod tests {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65_535];
                 let (len, _) = intake.recv(&mut buf).await.unwrap();
-                String::from_utf8(buf[..len].to_vec()).unwrap()
+                unstamped(std::str::from_utf8(&buf[..len]).unwrap()).0
             })
+        }
+
+        fn handed(&self) -> u64 {
+            self.intake.handed.load(Ordering::Relaxed)
         }
 
         /// Messages handed over that the ingress has not taken.
         fn pending(&self) -> u64 {
-            self.intake.handed.load(Ordering::Relaxed) - self.shared.udp.taken()
+            self.handed() - self.shared.udp.seen()
         }
 
-        /// Hands the reader requests the ingress does not take until it holds more than
-        /// [`AHEAD`], so that its next read waits.
+        /// Hands the reader requests the ingress does not take until its next read must wait.
         async fn run_ahead(&self) {
             let mut call = 1000;
-            while self.pending() <= AHEAD {
+            while self.pending() < AHEAD {
                 let text = request("INVITE", call, None);
                 self.send(&text).await;
                 assert_eq!(self.recv().await, text, "straight through, in order");
@@ -379,11 +473,14 @@ mod tests {
             }
         }
 
-        /// The ingress takes everything handed over.
+        /// The ingress takes the last message handed over (and so everything before it).
         fn take_all(&self) {
-            while self.pending() > 0 {
-                self.shared.udp.took();
-            }
+            self.shared.udp.took(self.handed());
+        }
+
+        fn held(&self) -> (usize, usize) {
+            let lanes = self.intake.lanes.lock().unwrap();
+            (lanes.ongoing.len(), lanes.initial.len())
         }
     }
 
@@ -400,13 +497,33 @@ mod tests {
             };
             s.send(&text).await;
             assert_eq!(s.recv().await, text);
-            s.shared.udp.took();
+            s.take_all();
         }
-        // Keep-alives pass to rsipstack, which answers them, and are not counted as handed.
+        // Keep-alives pass to rsipstack, which answers them, unnumbered.
         s.send("\r\n\r\n").await;
-        assert_eq!(s.recv().await, "\r\n\r\n");
-        assert_eq!(s.intake.handed.load(Ordering::Relaxed), 100);
-        assert!(s.intake.lanes.lock().unwrap().is_empty());
+        let mut buf = vec![0u8; 65_535];
+        let (len, _) = s.intake.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..len], b"\r\n\r\n");
+        assert_eq!(s.handed(), 100);
+        assert_eq!(s.held(), (0, 0));
+    }
+
+    #[test]
+    fn the_number_is_the_last_header_and_the_body_is_kept() {
+        let text = "MESSAGE sip:1002@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\n\
+                    Content-Length: 5\r\n\r\nhello";
+        let mut buf = vec![0u8; 256];
+        buf[..text.len()].copy_from_slice(text.as_bytes());
+        let len = stamp(&mut buf, text.len(), 42);
+        assert_eq!(
+            std::str::from_utf8(&buf[..len]).unwrap(),
+            "MESSAGE sip:1002@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\n\
+             Content-Length: 5\r\nX-Ledgerline-Intake: 42\r\n\r\nhello"
+        );
+        // No room: left as it is.
+        let mut small = text.as_bytes().to_vec();
+        assert_eq!(stamp(&mut small, text.len(), 42), text.len());
+        assert_eq!(small, text.as_bytes());
     }
 
     #[tokio::test]
@@ -437,6 +554,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_waiting_new_request_gets_a_turn_after_a_run_of_ongoing_work() {
+        let s = Setup::new(LONG, CAPACITY).await;
+        s.run_ahead().await;
+        let invite = request("INVITE", 1, None);
+        s.send(&invite).await;
+        let answers: Vec<String> = (0..2 * RUN as u32).map(|c| response(100 + c)).collect();
+        for answer in &answers {
+            s.send(answer).await;
+        }
+        let next = s.waiting();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.take_all();
+        assert_eq!(next.await.unwrap(), answers[0]);
+        for answer in &answers[1..RUN] {
+            assert_eq!(&s.recv().await, answer);
+        }
+        assert_eq!(s.recv().await, invite, "its turn after {RUN} in a row");
+        for answer in &answers[RUN..] {
+            assert_eq!(&s.recv().await, answer);
+        }
+    }
+
+    #[tokio::test]
     async fn a_new_request_that_waited_too_long_is_dropped_and_counted() {
         let s = Setup::new(LONG, CAPACITY).await;
         s.run_ahead().await;
@@ -448,55 +588,59 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         s.take_all();
         assert_eq!(next.await.unwrap(), answer);
-        // The request waits in its lane now; time passes beyond STALE before the next read.
+        assert_eq!(s.held(), (0, 1), "the request waits in its lane");
+        // Time passes beyond STALE before the next read.
         s.clock.advance(STALE + TimeDelta::milliseconds(1));
-        let retransmitted = request("REGISTER", 2, None);
-        s.send(&retransmitted).await;
-        assert_eq!(
-            s.recv().await,
-            retransmitted,
-            "the copy sent again is served"
-        );
+        let fresh = request("REGISTER", 4, None);
+        s.send(&fresh).await;
+        assert_eq!(s.recv().await, fresh);
         assert_eq!(s.stats.snapshot().shed, 1);
-        assert!(s.intake.lanes.lock().unwrap().is_empty());
+        assert_eq!(s.held(), (0, 0));
     }
 
     #[tokio::test]
     async fn a_full_intake_drops_new_requests_before_ongoing_work() {
-        let invite = request("INVITE", 1, None);
-        let answer = response(2);
-        let room = 2 * invite.len().max(answer.len());
+        let invites: Vec<String> = (10..13).map(|c| request("INVITE", c, None)).collect();
+        let answers: Vec<String> = (20..23).map(response).collect();
+        let (invite, answer) = (invites[0].len(), answers[0].len());
         assert!(
-            invite.len() + answer.len() <= room && 3 * answer.len() > room,
-            "room for two datagrams of either kind, not for three answers"
+            invites.iter().all(|i| i.len() == invite) && answers.iter().all(|a| a.len() == answer)
         );
+        // Room for two INVITEs, or one INVITE and an answer, or two answers; never three.
+        let room = 2 * invite;
+        assert!(invite + answer <= room && 2 * answer <= room && 3 * answer > room);
         let s = Setup::new(LONG, room).await;
         s.run_ahead().await;
-        for call in 10..13 {
-            s.send(&request("INVITE", call, None)).await;
-        }
-        for call in 20..23 {
-            s.send(&response(call)).await;
+        for text in invites.iter().chain(&answers) {
+            s.send(text).await;
         }
         let next = s.waiting();
         tokio::time::sleep(Duration::from_millis(50)).await;
         s.take_all();
-        // Two INVITEs held, the third dropped; each answer took an INVITE's place, the last
-        // found only ongoing work and was dropped itself.
-        assert_eq!(next.await.unwrap(), response(20));
-        assert_eq!(s.recv().await, response(21));
+        // INVITEs 10 and 11 were held, 12 dropped; answer 20 took 10's place, 21 took 11's, and
+        // 22 found only ongoing work and was dropped itself.
+        assert_eq!(next.await.unwrap(), answers[0]);
+        assert_eq!(s.recv().await, answers[1]);
+        assert_eq!(s.held(), (0, 0));
         assert_eq!(s.stats.snapshot().shed, 4);
-        assert!(s.intake.lanes.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
-    async fn what_the_reader_dropped_stops_holding_it_up_once_the_ingress_stalls() {
+    async fn what_the_reader_dropped_does_not_hold_it_up() {
         let s = Setup::new(Duration::from_millis(30), CAPACITY).await;
-        // Handed over and never taken: as if rsipstack's parser refused all of them.
+        // Handed over, the first ones dropped by the reader: a later one taken accounts for
+        // them at once.
+        s.run_ahead().await;
+        let last = s.handed();
+        s.shared.udp.took(last);
+        assert_eq!(s.pending(), 0);
+        // Dropped last, nothing taken after them: the reader stops waiting once the ingress
+        // has taken nothing for a while.
         s.run_ahead().await;
         s.send(&request("OPTIONS", 1, None)).await;
         s.send(&request("OPTIONS", 2, None)).await;
         assert_eq!(s.recv().await, request("OPTIONS", 1, None));
+        assert_eq!(s.shared.udp.seen(), last + AHEAD);
         assert_eq!(s.recv().await, request("OPTIONS", 2, None));
     }
 }

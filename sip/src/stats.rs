@@ -90,8 +90,9 @@ pub struct SecurityStats {
     pub auth: Vec<(AuthOutcome, u64)>,
     /// Requests answered 503 because the edge or an extension was overloaded.
     pub overloaded: u64,
-    /// UDP requests that would have started new work, dropped unanswered because the intake
-    /// held them too long or was full (their senders retransmit them).
+    /// UDP datagrams the intake dropped unanswered while the edge was behind: requests that
+    /// would start new work and waited longer than T1, and whatever found the intake full
+    /// (their senders retransmit them).
     pub shed: u64,
     /// TCP connections closed at once for exceeding the per-address limit.
     pub tcp_refused: u64,

@@ -12,8 +12,10 @@
 //!    banned source are refused at accept (the transport whitelist hook), and one address may
 //!    hold only so many at once. A WebSocket [`Flow`] does the same per frame: its source's
 //!    budget, the raw checks, then the parse; its connection counts with the TCP ones.
-//! 2. Every parsed message passes [`Ingress`] (the transport-event inspector): TCP messages count
-//!    against the packet budget, requests must pass [`sanity::check_request`]; a refused one is
+//! 2. Every parsed message passes [`Ingress`] (the transport-event inspector), which first
+//!    takes the intake's number off a UDP message and reports it (that paces the reader); TCP
+//!    messages count against the packet budget, requests must pass
+//!    [`sanity::check_request`]; a refused one is
 //!    answered statelessly to the address it came from (never to a Via a spoofer chose) and
 //!    dropped before a transaction exists.
 //! 3. A request that passed and needs no transaction (REGISTER, and OPTIONS outside a dialog:
@@ -50,7 +52,7 @@ use rsipstack::transport::{SipAddr, SipConnection, TransportEvent, TransportLaye
 use crate::SipError;
 use crate::auth::warning;
 use crate::config::{Limits, SipConfig};
-use crate::intake::{Intake, Progress};
+use crate::intake::{Intake, Progress, STAMP};
 use crate::ratelimit::{FloodGuard, Verdict};
 use crate::sanity::{self, Datagram, RejectKind};
 use crate::stats::Stats;
@@ -534,8 +536,11 @@ impl Ingress {
         from: rsipstack::transport::SipAddr,
     ) -> Option<TransportEvent> {
         let shared = &self.shared;
-        if let SipConnection::Udp(_) = connection {
-            shared.udp.took();
+        let mut msg = msg;
+        if let SipConnection::Udp(_) = connection
+            && let Some(n) = unstamp(&mut msg)
+        {
+            shared.udp.took(n);
         }
         let Ok(source) = from.get_socketaddr() else {
             return None;
@@ -638,6 +643,21 @@ impl TransportEventInspector for Ingress {
             }
         }
     }
+}
+
+/// Takes the intake's number off a UDP message (its last header, [`STAMP`]), so nothing past
+/// the ingress ever sees it.
+fn unstamp(msg: &mut SipMessage) -> Option<u64> {
+    let headers = match msg {
+        SipMessage::Request(r) => &mut r.headers,
+        SipMessage::Response(r) => &mut r.headers,
+    };
+    let n = match headers.0.last()? {
+        Header::Other(name, value) if name == STAMP => value.parse().ok()?,
+        _ => return None,
+    };
+    headers.0.pop();
+    Some(n)
 }
 
 /// Closes a connection the edge refuses. A WebSocket flow ends when its token is cancelled.
@@ -938,6 +958,38 @@ pub(crate) mod tests {
              {extra}Content-Length: 0\r\n\r\n"
         );
         Request::try_from(raw.as_str()).expect("a request")
+    }
+
+    #[test]
+    fn the_ingress_takes_the_intakes_number_off_and_only_its_own() {
+        // A sender's own header of that name, not last, is not the number and stays.
+        let raw = "MESSAGE sip:1003@192.0.2.9 SIP/2.0\r\n\
+                   Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1\r\n\
+                   X-Ledgerline-Intake: 999\r\n\
+                   Content-Length: 5\r\n\r\nhello";
+        let mut buf = vec![0u8; 512];
+        buf[..raw.len()].copy_from_slice(raw.as_bytes());
+        let len = crate::intake::stamp(&mut buf, raw.len(), 7);
+        let mut msg = SipMessage::try_from(&buf[..len]).expect("parsed");
+        assert_eq!(unstamp(&mut msg), Some(7));
+        let SipMessage::Request(req) = &msg else {
+            panic!("a request")
+        };
+        let ours: Vec<&str> = req
+            .headers
+            .iter()
+            .filter(|h| h.name() == STAMP)
+            .map(|h| h.value())
+            .collect();
+        assert_eq!(ours, ["999"]);
+        assert_eq!(req.body, b"hello");
+        // Nothing numbered: nothing taken off.
+        let mut plain = SipMessage::try_from(raw.as_bytes()).expect("parsed");
+        assert_eq!(unstamp(&mut plain), None);
+        assert_eq!(
+            plain.to_string(),
+            SipMessage::try_from(raw.as_bytes()).unwrap().to_string()
+        );
     }
 
     #[test]
