@@ -27,7 +27,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
-use crate::sanity::Datagram;
+use crate::sanity::{Datagram, RejectKind};
 use crate::transport::{Screened, Shared};
 
 /// How many messages rsipstack's reader may hold that the ingress has not taken yet, at most
@@ -155,7 +155,10 @@ impl Intake {
                 Screened::Banned | Screened::Refused => continue,
             };
             let Some(now) = now else {
-                return Ok(Some(self.hand(buf, len, from)));
+                match self.hand(buf, len, from) {
+                    Some(handed) => return Ok(Some(handed)),
+                    None => continue,
+                }
             };
             let shed = lanes.hold(lane, &buf[..len], from, now);
             self.shed(shed);
@@ -176,14 +179,23 @@ impl Intake {
             }
             let len = held.bytes.len();
             buf[..len].copy_from_slice(&held.bytes);
-            return Ok(Some(self.hand(buf, len, held.from)));
+            if let Some(handed) = self.hand(buf, len, held.from) {
+                return Ok(Some(handed));
+            }
         }
     }
 
-    /// Numbers the message in `buf[..len]` and hands it over.
-    fn hand(&self, buf: &mut [u8], len: usize, from: SocketAddr) -> (usize, SocketAddr) {
-        let n = self.handed.fetch_add(1, Ordering::Relaxed) + 1;
-        (stamp(buf, len, n), from)
+    /// Numbers the message in `buf[..len]` and hands it over; one that cannot be numbered
+    /// (no room left in the read buffer) is refused as too large: unnumbered, the ingress
+    /// would read a sender's own last header as the number.
+    fn hand(&self, buf: &mut [u8], len: usize, from: SocketAddr) -> Option<(usize, SocketAddr)> {
+        let n = self.handed.load(Ordering::Relaxed) + 1;
+        let Some(len) = stamp(buf, len, n) else {
+            self.shared.refuse(from.ip(), RejectKind::TooLarge);
+            return None;
+        };
+        self.handed.store(n, Ordering::Relaxed);
+        Some((len, from))
     }
 
     fn shed(&self, count: usize) {
@@ -194,9 +206,9 @@ impl Intake {
 }
 
 /// Adds the [`STAMP`] header numbered `n` as the last line of the head of the message in
-/// `buf[..len]`; returns its new length (the same when the buffer has no room, which a
-/// screened datagram, far below the 64 KiB read buffer, always has).
-pub(crate) fn stamp(buf: &mut [u8], len: usize, n: u64) -> usize {
+/// `buf[..len]`; returns its new length, or `None` when the buffer has no room (a screened
+/// datagram is far below the 64 KiB read buffer) or the message no head.
+pub(crate) fn stamp(buf: &mut [u8], len: usize, n: u64) -> Option<usize> {
     let mut line = [0u8; 48];
     let room = {
         let mut w = &mut line[..];
@@ -205,16 +217,14 @@ pub(crate) fn stamp(buf: &mut [u8], len: usize, n: u64) -> usize {
         w.len()
     };
     let line = &line[..line.len() - room];
-    let Some(end) = memchr::memmem::find(&buf[..len], b"\r\n\r\n") else {
-        return len;
-    };
+    let end = memchr::memmem::find(&buf[..len], b"\r\n\r\n")?;
     if len + line.len() > buf.len() {
-        return len;
+        return None;
     }
     let at = end + 2;
     buf.copy_within(at..len, at + line.len());
     buf[at..at + line.len()].copy_from_slice(line);
-    len + line.len()
+    Some(len + line.len())
 }
 
 /// Which lane a datagram waits in.
@@ -514,16 +524,31 @@ mod tests {
                     Content-Length: 5\r\n\r\nhello";
         let mut buf = vec![0u8; 256];
         buf[..text.len()].copy_from_slice(text.as_bytes());
-        let len = stamp(&mut buf, text.len(), 42);
+        let len = stamp(&mut buf, text.len(), 42).expect("room");
         assert_eq!(
             std::str::from_utf8(&buf[..len]).unwrap(),
             "MESSAGE sip:1002@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\n\
              Content-Length: 5\r\nX-Ledgerline-Intake: 42\r\n\r\nhello"
         );
-        // No room: left as it is.
+        // No room: left as it is, and not handed over (the next test).
         let mut small = text.as_bytes().to_vec();
-        assert_eq!(stamp(&mut small, text.len(), 42), text.len());
+        assert_eq!(stamp(&mut small, text.len(), 42), None);
         assert_eq!(small, text.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_message_that_cannot_be_numbered_is_refused_and_the_next_one_passes() {
+        let s = Setup::new(LONG, CAPACITY).await;
+        let big = request("INVITE", 1, None);
+        let small = "OPTIONS sip:1@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\n\r\n";
+        s.send(&big).await;
+        s.send(small).await;
+        // A read buffer with room for the first as it is but not numbered.
+        let mut buf = vec![0u8; big.len() + 4];
+        let (len, _) = s.intake.recv(&mut buf).await.unwrap();
+        let (got, n) = unstamped(std::str::from_utf8(&buf[..len]).unwrap());
+        assert_eq!((got.as_str(), n), (small, 1));
+        assert_eq!(s.stats.snapshot().rejected(RejectKind::TooLarge), 1);
     }
 
     #[tokio::test]

@@ -969,7 +969,7 @@ pub(crate) mod tests {
                    Content-Length: 5\r\n\r\nhello";
         let mut buf = vec![0u8; 512];
         buf[..raw.len()].copy_from_slice(raw.as_bytes());
-        let len = crate::intake::stamp(&mut buf, raw.len(), 7);
+        let len = crate::intake::stamp(&mut buf, raw.len(), 7).expect("room");
         let mut msg = SipMessage::try_from(&buf[..len]).expect("parsed");
         assert_eq!(unstamp(&mut msg), Some(7));
         let SipMessage::Request(req) = &msg else {
