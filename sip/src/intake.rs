@@ -244,13 +244,35 @@ struct Held {
     at: DateTime<Utc>,
 }
 
-/// What waits, first in first out within each lane.
+/// One lane: first in, first out, with the bytes it holds.
+#[derive(Debug, Default)]
+struct Queue {
+    held: VecDeque<Held>,
+    bytes: usize,
+}
+
+impl Queue {
+    fn push(&mut self, held: Held) {
+        self.bytes += held.bytes.len();
+        self.held.push_back(held);
+    }
+
+    fn pop(&mut self) -> Option<Held> {
+        let held = self.held.pop_front()?;
+        self.bytes -= held.bytes.len();
+        Some(held)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
+/// What waits, in its two lanes.
 #[derive(Debug)]
 struct Lanes {
-    ongoing: VecDeque<Held>,
-    initial: VecDeque<Held>,
-    ongoing_bytes: usize,
-    initial_bytes: usize,
+    ongoing: Queue,
+    initial: Queue,
     capacity: usize,
     /// Ongoing messages served in a row while a new request waited.
     run: usize,
@@ -259,10 +281,8 @@ struct Lanes {
 impl Lanes {
     fn new(capacity: usize) -> Self {
         Self {
-            ongoing: VecDeque::new(),
-            initial: VecDeque::new(),
-            ongoing_bytes: 0,
-            initial_bytes: 0,
+            ongoing: Queue::default(),
+            initial: Queue::default(),
             capacity,
             run: 0,
         }
@@ -278,18 +298,18 @@ impl Lanes {
     /// fills the intake.
     fn hold(&mut self, lane: Lane, bytes: &[u8], from: SocketAddr, at: DateTime<Utc>) -> usize {
         let mut shed = self.drop_stale(at);
-        let size = bytes.len();
-        let fits = |taken: usize| taken + size <= self.capacity;
-        match lane {
-            Lane::Initial if !fits(self.ongoing_bytes + self.initial_bytes) => return shed + 1,
-            Lane::Ongoing if !fits(self.ongoing_bytes) => return shed + 1,
-            _ => {}
+        let Some(room) = self.capacity.checked_sub(bytes.len()) else {
+            return shed + 1;
+        };
+        // A new request must fit beside everything; ongoing work only beside ongoing work.
+        let taken = match lane {
+            Lane::Initial => self.initial.bytes + self.ongoing.bytes,
+            Lane::Ongoing => self.ongoing.bytes,
+        };
+        if taken > room {
+            return shed + 1;
         }
-        while self.ongoing_bytes + self.initial_bytes + size > self.capacity {
-            let Some(old) = self.initial.pop_front() else {
-                break;
-            };
-            self.initial_bytes -= old.bytes.len();
+        while self.ongoing.bytes + self.initial.bytes > room && self.initial.pop().is_some() {
             shed += 1;
         }
         let held = Held {
@@ -298,14 +318,8 @@ impl Lanes {
             at,
         };
         match lane {
-            Lane::Ongoing => {
-                self.ongoing_bytes += size;
-                self.ongoing.push_back(held);
-            }
-            Lane::Initial => {
-                self.initial_bytes += size;
-                self.initial.push_back(held);
-            }
+            Lane::Ongoing => self.ongoing.push(held),
+            Lane::Initial => self.initial.push(held),
         }
         shed
     }
@@ -313,12 +327,13 @@ impl Lanes {
     /// Drops the new requests that waited longer than [`STALE`]; returns how many.
     fn drop_stale(&mut self, now: DateTime<Utc>) -> usize {
         let mut shed = 0;
-        while let Some(held) = self.initial.front() {
-            if now - held.at <= STALE {
-                break;
-            }
-            self.initial_bytes -= held.bytes.len();
-            self.initial.pop_front();
+        while self
+            .initial
+            .held
+            .front()
+            .is_some_and(|h| now - h.at > STALE)
+        {
+            self.initial.pop();
             shed += 1;
         }
         shed
@@ -329,23 +344,13 @@ impl Lanes {
     /// [`RUN`]+1st turn.
     fn next(&mut self, now: DateTime<Utc>) -> (Option<Held>, usize) {
         let shed = self.drop_stale(now);
-        let initial_turn = !self.initial.is_empty() && (self.run >= RUN || self.ongoing.is_empty());
-        let next = if initial_turn {
+        let waiting = !self.initial.is_empty();
+        let next = if waiting && (self.run >= RUN || self.ongoing.is_empty()) {
             self.run = 0;
-            let held = self.initial.pop_front();
-            if let Some(held) = &held {
-                self.initial_bytes -= held.bytes.len();
-            }
-            held
+            self.initial.pop()
         } else {
-            let held = self.ongoing.pop_front();
-            if let Some(held) = &held {
-                self.ongoing_bytes -= held.bytes.len();
-                if !self.initial.is_empty() {
-                    self.run += 1;
-                }
-            }
-            held
+            self.run += usize::from(waiting);
+            self.ongoing.pop()
         };
         (next, shed)
     }
@@ -490,7 +495,7 @@ mod tests {
 
         fn held(&self) -> (usize, usize) {
             let lanes = self.intake.lanes.lock().unwrap();
-            (lanes.ongoing.len(), lanes.initial.len())
+            (lanes.ongoing.held.len(), lanes.initial.held.len())
         }
     }
 

@@ -8,16 +8,16 @@
 //! 1. UDP datagrams are read through our [`Intake`]: a banned source is dropped, every
 //!    datagram counts against its source's packet budget, and the raw bytes must pass
 //!    [`sanity::check_datagram`] before rsipstack parses them; while the ingress is behind,
-//!    what arrives waits there, ongoing work first (the intake's module says how). TCP connections from a
-//!    banned source are refused at accept (the transport whitelist hook), and one address may
-//!    hold only so many at once. A WebSocket [`Flow`] does the same per frame: its source's
-//!    budget, the raw checks, then the parse; its connection counts with the TCP ones.
+//!    what arrives waits there, ongoing work first (the intake's module says how). TCP
+//!    connections from a banned source are refused at accept (the transport whitelist hook),
+//!    and one address may hold only so many at once. A WebSocket [`Flow`] does the same per
+//!    frame: its source's budget, the raw checks, then the parse; its connection counts with
+//!    the TCP ones.
 //! 2. Every parsed message passes [`Ingress`] (the transport-event inspector), which first
 //!    takes the intake's number off a UDP message and reports it (that paces the reader); TCP
-//!    messages count against the packet budget, requests must pass
-//!    [`sanity::check_request`]; a refused one is
-//!    answered statelessly to the address it came from (never to a Via a spoofer chose) and
-//!    dropped before a transaction exists.
+//!    messages count against the packet budget, requests must pass [`sanity::check_request`];
+//!    a refused one is answered statelessly to the address it came from (never to a Via a
+//!    spoofer chose) and dropped before a transaction exists.
 //! 3. A request that passed and needs no transaction (REGISTER, and OPTIONS outside a dialog:
 //!    [`answered_outside`]) is handed to the edge as an [`Outside`] instead of becoming one,
 //!    and answered statelessly to its source, as Kamailio's `sl` module answers a registrar's
