@@ -177,10 +177,14 @@ impl<A: Aggregate> Follower<A> {
 
     /// Follows the actors of `registry`: its live feed, and its seeds ([`Registry::seed`]) in
     /// place of the first read of a seeded stream.
+    /// Room is made for as many streams as there are seeds: when they all come at once (every
+    /// phone registering after a restart), the map does not grow and move its entries meanwhile.
     pub fn of(registry: &Registry<A>) -> Self {
         let services = registry.shared_services();
+        let seeded = services.seeds().len();
         Self {
             seeds: Some(services.clone()),
+            states: Mutex::new(HashMap::with_capacity(seeded)),
             ..Self::new(services.log.clone(), registry.subscribe())
         }
     }
@@ -202,7 +206,7 @@ impl<A: Aggregate> Follower<A> {
     /// only when no other caller is reading it: then it waits for that read.
     pub async fn current(&self, stream: &StreamId, at_least: u64) -> Result<Folded<A>, LogError> {
         self.drain();
-        let (gate, fresh, reads) = {
+        let (gate, reads) = {
             let mut states = self.states();
             let fresh = !states.contains_key(stream);
             // Followed from here on, so that what the feed brings during the read is noted.
@@ -210,12 +214,27 @@ impl<A: Aggregate> Follower<A> {
             if f.in_step && f.folded.version >= at_least {
                 return Ok(f.folded.clone());
             }
+            // A seed stands for the stream only while no append to it was issued (the actor
+            // drops it first); one issued after this point is published later, so the feed
+            // brings it to the entry just made like any other. Nothing to read, nothing to wait.
+            if let Some(seed) = self
+                .seeds
+                .as_ref()
+                .filter(|_| fresh)
+                .and_then(|s| s.seed_of(stream))
+                .filter(|s| s.version >= at_least)
+            {
+                f.folded = seed;
+                f.in_step = true;
+                f.reads += 1;
+                return Ok(f.folded.clone());
+            }
             let gate = f.reading.get_or_insert_with(Default::default).clone();
-            (gate, fresh, f.reads)
+            (gate, f.reads)
         };
         let _reading = gate.lock().await;
         let lags = self.drain();
-        let (mut folded, seed) = {
+        let mut folded = {
             let mut states = self.states();
             let f = followed(&mut states, stream);
             // A read stored while this caller waited ended after it asked: taken as its own.
@@ -225,20 +244,9 @@ impl<A: Aggregate> Follower<A> {
                 release_gate(f);
                 return Ok(folded);
             }
-            // A seed stands for the stream only while no append to it was issued; one issued
-            // after this point is published later, so the feed notes it like any other.
-            let seed = self
-                .seeds
-                .as_ref()
-                .filter(|_| fresh)
-                .and_then(|s| s.seed_of(stream))
-                .filter(|s| s.version >= at_least);
-            (f.folded.clone(), seed)
+            f.folded.clone()
         };
-        let read = match seed {
-            Some(seed) => Ok(seed),
-            None => folded.catch_up(&*self.log, stream).await.map(|()| folded),
-        };
+        let read = folded.catch_up(&*self.log, stream).await.map(|()| folded);
         let lagged = self.drain() != lags;
         if let Some(f) = self.states().get_mut(stream) {
             if let Ok(folded) = &read
