@@ -353,11 +353,12 @@ pub(crate) fn overloaded(core: &Core) -> Reply {
 }
 
 /// Whether `req` may be refused for load: a request that starts new work (a call, a
-/// registration) may; one inside a dialog (BYE, ACK, re-INVITE, UPDATE) or a CANCEL finishes
-/// work already admitted, and refusing it would only leave a call hanging (RFC 6357 §3.3:
-/// shed new sessions, not their ends).
+/// registration) may; one inside a dialog (BYE, ACK, re-INVITE, UPDATE), or an ACK, BYE or
+/// CANCEL without a To tag, finishes work already admitted or starts none, and refusing it
+/// would only leave a call hanging (RFC 6357 §3.3: shed new sessions, not their ends). The
+/// UDP intake tells its lanes apart by the same rule ([`crate::sanity::Datagram`]).
 fn sheddable(req: &Request) -> bool {
-    req.method != Method::Cancel && !calls::in_a_dialog(req)
+    !matches!(req.method, Method::Ack | Method::Bye | Method::Cancel) && !calls::in_a_dialog(req)
 }
 
 /// Answers each request the ingress hands over without a transaction on its own task, within
@@ -506,6 +507,8 @@ mod tests {
             ("INVITE", Some("t")),
             ("UPDATE", Some("t")),
             ("CANCEL", None),
+            ("BYE", None),
+            ("ACK", None),
         ] {
             assert!(!sheddable(&request(method, tag, "")), "{method} {tag:?}");
         }

@@ -117,7 +117,8 @@ pub enum Datagram {
     /// A CRLF keep-alive (RFC 5626); rsipstack answers it.
     Keepalive,
     /// A response, or a request that goes on with or ends work already admitted: ACK, BYE,
-    /// CANCEL, or any request whose To carries a tag (inside a dialog).
+    /// CANCEL, or any request whose To carries a tag (inside a dialog). The edge never sheds
+    /// these for load either.
     Ongoing,
     /// A request outside a dialog: it would start new work (a call, a registration).
     Initial,
