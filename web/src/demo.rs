@@ -217,6 +217,8 @@ impl Shared {
 pub(crate) struct Demo {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
+    /// One per phone: what it hears, until the phone stops.
+    listeners: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
     bar: indicatif::ProgressBar,
 }
@@ -309,10 +311,12 @@ pub(crate) async fn start(args: &DemoArgs, server: Server<'_>) -> anyhow::Result
         queues: server.queues,
     });
     let (stop, stopped) = watch::channel(false);
+    let listeners: Vec<_> = inboxes
+        .into_iter()
+        .enumerate()
+        .map(|(i, inbox)| tokio::spawn(phone_loop(shared.clone(), i, inbox)))
+        .collect();
     let mut tasks = Vec::new();
-    for (i, inbox) in inboxes.into_iter().enumerate() {
-        tasks.push(tokio::spawn(phone_loop(shared.clone(), i, inbox)));
-    }
     // Every phone registers before the first call.
     let registering = shared.members.iter().map(|m| m.phone.register());
     for (m, result) in shared
@@ -350,6 +354,7 @@ pub(crate) async fn start(args: &DemoArgs, server: Server<'_>) -> anyhow::Result
     Ok(Demo {
         shared,
         stop,
+        listeners,
         tasks,
         bar,
     })
@@ -380,11 +385,20 @@ fn phone_config(
 
 impl Demo {
     /// Hangs up every call, unregisters every phone and prints the counters.
-    pub(crate) async fn stop(self) {
+    pub(crate) async fn stop(mut self) {
         self.stop.send_replace(true);
         let stopping = self.shared.members.iter().map(|m| m.phone.stop());
         futures_util::future::join_all(stopping).await;
-        for t in &self.tasks {
+        // A stopped phone closes what it tells; its listener ends once it has counted the last
+        // of it (the hang-ups of the stop itself), so the counters below are final.
+        let listening = futures_util::future::join_all(self.listeners.iter_mut());
+        if tokio::time::timeout(Duration::from_secs(2), listening)
+            .await
+            .is_err()
+        {
+            tracing::warn!(target: "ledgerline::demo", "a demo phone did not stop; its last events are not counted");
+        }
+        for t in self.listeners.iter().chain(&self.tasks) {
             t.abort();
         }
         self.bar.finish_and_clear();
