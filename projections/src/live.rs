@@ -26,8 +26,8 @@ use crate::runner::{CatchUp, Runner};
 /// How much nicer the following thread is than the thread that starts it (Linux; niceness
 /// stops at 19, the lowest priority). 10,000 phones registering at once (8,000 REGISTERs/s with
 /// digest auth, one core) were answered with a p99 of 32-112 ms at 19, against 112-252 ms at
-/// 10 (and 10 had already halved what 0 gave): at 10 the thread still took the tenth of the core
-/// its work asked for during the burst; at 19 it waits for the burst to pass.
+/// 10: at 10 the thread still took the tenth of the core its work asked for during the burst;
+/// at 19 it gets about 1.5 % of the core until the burst has passed, then catches up.
 pub const NICER: i32 = 19;
 
 /// The panel and CDR projections following a log.

@@ -428,6 +428,18 @@ async fn malformed_requests_get_a_precise_reply_and_are_counted_not_processed() 
     assert_eq!(h.edge.transactions_in_progress(), 0);
     assert_eq!(h.written().await, vec![]);
 
+    // A stray ACK (no INVITE of its own) is never answered (RFC 3261 §17.2.3); a BYE outside
+    // any dialog gets 481.
+    let stray = good
+        .replacen("REGISTER ", "ACK ", 1)
+        .replace("CSeq: 1 REGISTER", "CSeq: 1 ACK");
+    peer.send(&stray).await;
+    assert!(peer.recv(Duration::from_millis(300)).await.is_none());
+    let bye = good
+        .replacen("REGISTER ", "BYE ", 1)
+        .replace("CSeq: 1 REGISTER", "CSeq: 1 BYE");
+    assert_eq!(peer.request(&bye).await.status(), 481);
+
     // Over TCP the Content-Length is required.
     let mut tcp = Peer::tcp(h.tcp()).await;
     let text = tcp

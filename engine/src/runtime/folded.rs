@@ -77,8 +77,8 @@ impl<A: Aggregate> Folded<A> {
 
 /// Read models of many streams of one aggregate kind, kept current from the registry's live feed
 /// ([`Registry::subscribe`](super::Registry::subscribe)) and caught up from the log only when the
-/// feed cannot vouch for them: a stream seen for the first time, a gap in its versions, or a
-/// lagging feed. The actor shell publishes a command's events before it replies, so once a
+/// feed cannot vouch for them: a stream seen for the first time (unless a seed stands for it),
+/// a gap in its versions, or a lagging feed. The actor shell publishes a command's events before it replies, so once a
 /// command has completed, its events are in the feed: asking for the version it reported needs
 /// no read of the log.
 ///
@@ -202,8 +202,9 @@ impl<A: Aggregate> Follower<A> {
     }
 
     /// The state of `stream` including at least version `at_least` (0: whatever is known; a
-    /// stream not followed yet is read). Reads the log only when the feed did not bring it, and
-    /// only when no other caller is reading it: then it waits for that read.
+    /// stream not followed yet is read, unless a seed covers `at_least`). Reads the log only when
+    /// the feed did not bring it, and only when no other caller is reading it: then it waits for
+    /// that read.
     pub async fn current(&self, stream: &StreamId, at_least: u64) -> Result<Folded<A>, LogError> {
         self.drain();
         let (gate, reads) = {
@@ -217,6 +218,7 @@ impl<A: Aggregate> Follower<A> {
             // A seed stands for the stream only while no append to it was issued (the actor
             // drops it first); one issued after this point is published later, so the feed
             // brings it to the entry just made like any other. Nothing to read, nothing to wait.
+            // (Seeds come from the start-up fold, before any actor or other writer ran.)
             if let Some(seed) = self
                 .seeds
                 .as_ref()
