@@ -147,11 +147,10 @@ impl Intake {
                 Err(e) => return Err(e),
             };
             // A datagram that fills the read buffer was cut off.
-            let lane = match self.shared.screen(from.ip(), &buf[..len], len == buf.len()) {
+            let kind = match self.shared.screen(from.ip(), &buf[..len], len == buf.len()) {
                 // rsipstack answers it; the ingress never sees it.
                 Screened::Passed(Datagram::Keepalive) => return Ok(Some((len, from))),
-                Screened::Passed(Datagram::Ongoing) => Lane::Ongoing,
-                Screened::Passed(Datagram::Initial) => Lane::Initial,
+                Screened::Passed(kind) => kind,
                 Screened::Banned | Screened::Refused => continue,
             };
             let Some(now) = now else {
@@ -160,7 +159,7 @@ impl Intake {
                     None => continue,
                 }
             };
-            let shed = lanes.hold(lane, &buf[..len], from, now);
+            let shed = lanes.hold(kind, &buf[..len], from, now);
             self.shed(shed);
         }
         let Some(now) = now else {
@@ -227,15 +226,6 @@ pub(crate) fn stamp(buf: &mut [u8], len: usize, n: u64) -> Option<usize> {
     Some(len + line.len())
 }
 
-/// Which lane a datagram waits in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lane {
-    /// Goes on with admitted work: served first, never dropped for age.
-    Ongoing,
-    /// Would start new work.
-    Initial,
-}
-
 /// One datagram waiting.
 #[derive(Debug)]
 struct Held {
@@ -268,7 +258,8 @@ impl Queue {
     }
 }
 
-/// What waits, in its two lanes.
+/// What waits, in its two lanes: [`Datagram::Ongoing`] work is served first and never dropped
+/// for age; a [`Datagram::Initial`] request would start new work.
 #[derive(Debug)]
 struct Lanes {
     ongoing: Queue,
@@ -296,15 +287,17 @@ impl Lanes {
     /// past their time go first; then a full intake drops a new request, and an ongoing one
     /// takes the place of the oldest new ones, or is dropped itself when ongoing work alone
     /// fills the intake.
-    fn hold(&mut self, lane: Lane, bytes: &[u8], from: SocketAddr, at: DateTime<Utc>) -> usize {
+    fn hold(&mut self, kind: Datagram, bytes: &[u8], from: SocketAddr, at: DateTime<Utc>) -> usize {
+        let new_work = kind == Datagram::Initial;
         let mut shed = self.drop_stale(at);
         let Some(room) = self.capacity.checked_sub(bytes.len()) else {
             return shed + 1;
         };
         // A new request must fit beside everything; ongoing work only beside ongoing work.
-        let taken = match lane {
-            Lane::Initial => self.initial.bytes + self.ongoing.bytes,
-            Lane::Ongoing => self.ongoing.bytes,
+        let taken = if new_work {
+            self.initial.bytes + self.ongoing.bytes
+        } else {
+            self.ongoing.bytes
         };
         if taken > room {
             return shed + 1;
@@ -317,9 +310,10 @@ impl Lanes {
             from,
             at,
         };
-        match lane {
-            Lane::Ongoing => self.ongoing.push(held),
-            Lane::Initial => self.initial.push(held),
+        if new_work {
+            self.initial.push(held);
+        } else {
+            self.ongoing.push(held);
         }
         shed
     }
