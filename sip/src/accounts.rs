@@ -46,7 +46,8 @@ pub struct StaticAccounts {
     /// Lower-cased domain → realm.
     domains: HashMap<String, String>,
     default_realm: Option<String>,
-    accounts: HashMap<(String, String), Account>,
+    /// By realm, then username: looked up per request with borrowed keys, nothing allocated.
+    accounts: HashMap<String, HashMap<String, Account>>,
 }
 
 impl StaticAccounts {
@@ -68,7 +69,9 @@ impl StaticAccounts {
     /// Adds (or replaces) the account `username` of `realm`.
     pub fn insert(&mut self, realm: &str, username: &str, account: Account) {
         self.accounts
-            .insert((realm.to_owned(), username.to_owned()), account);
+            .entry(realm.to_owned())
+            .or_default()
+            .insert(username.to_owned(), account);
     }
 
     /// Adds the SIP accounts of one tenant: realm and domain are its `sip_domain`, usernames
@@ -124,16 +127,21 @@ impl StaticAccounts {
 
     /// How many accounts there are.
     pub fn len(&self) -> usize {
-        self.accounts.len()
+        self.accounts.values().map(HashMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.accounts.is_empty()
+        self.accounts.values().all(HashMap::is_empty)
     }
 
-    /// Mutable access to every account, e.g. to add SHA-256 secrets.
-    pub fn accounts_mut(&mut self) -> impl Iterator<Item = (&(String, String), &mut Account)> {
-        self.accounts.iter_mut()
+    /// Mutable access to every account with its realm and username, e.g. to add SHA-256
+    /// secrets.
+    pub fn accounts_mut(&mut self) -> impl Iterator<Item = (&str, &str, &mut Account)> {
+        self.accounts.iter_mut().flat_map(|(realm, users)| {
+            users
+                .iter_mut()
+                .map(move |(user, account)| (realm.as_str(), user.as_str(), account))
+        })
     }
 }
 
@@ -147,14 +155,12 @@ impl Accounts for StaticAccounts {
     }
 
     fn account(&self, realm: &str, username: &str) -> Option<Account> {
-        self.accounts
-            .get(&(realm.to_owned(), username.to_owned()))
-            .cloned()
+        self.accounts.get(realm)?.get(username).cloned()
     }
 
     fn algorithms(&self) -> Vec<DigestAlgorithm> {
         let mut common: Option<BTreeSet<DigestAlgorithm>> = None;
-        for account in self.accounts.values() {
+        for account in self.accounts.values().flat_map(HashMap::values) {
             let has: BTreeSet<DigestAlgorithm> = account.secrets.algorithms().into_iter().collect();
             common = Some(match common {
                 None => has,

@@ -263,16 +263,6 @@ pub(crate) async fn register(
 
     let stream = StreamId::extension(&account.tenant, &account.extension);
     let instance = Instance::new(stream.clone()).in_tenant(account.tenant.clone());
-    let snapshot = match core.bindings.current(&stream, 0).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(%stream, error = %e, "cannot read registrations");
-            return Reply::new(503).with(warning("registrations unavailable"));
-        }
-    };
-    if !snapshot.state.in_service() {
-        return Reply::new(404).with(warning("no such extension in service"));
-    }
     let user_agent = req
         .user_agent_header()
         .map(|ua| truncate(ua.value().trim(), core.config.limits.max_user_agent_bytes).to_owned());
@@ -281,45 +271,71 @@ pub(crate) async fn register(
         source,
         user_agent,
     };
-    let commands = plan(&requested, &snapshot, &device, core.clock.now(), &*core.ids);
-    let snapshot = if commands.is_empty() {
-        snapshot
-    } else {
-        let mut version = snapshot.version;
-        for command in commands {
-            let outcome = core
-                .extensions
-                .try_execute(&instance, Execute::new(command))
+    // Read in place: the plan and, when nothing changes, the answer's bindings, not a copy of
+    // the whole extension.
+    let now = core.clock.now();
+    let first = core.bindings.current_with(&stream, 0, |snapshot| {
+        snapshot.state.in_service().then(|| {
+            let commands = plan(&requested, snapshot, &device, now, &*core.ids);
+            let listed = commands.is_empty().then(|| listed(snapshot, now));
+            (snapshot.version, commands, listed)
+        })
+    });
+    let (mut version, commands, listed_now) = match first.await {
+        Ok(Some(first)) => first,
+        Ok(None) => return Reply::new(404).with(warning("no such extension in service")),
+        Err(e) => {
+            tracing::error!(%stream, error = %e, "cannot read registrations");
+            return Reply::new(503).with(warning("registrations unavailable"));
+        }
+    };
+    let contacts = match listed_now {
+        Some(contacts) => contacts,
+        None => {
+            for command in commands {
+                let outcome = core
+                    .extensions
+                    .try_execute(&instance, Execute::new(command))
+                    .await;
+                match outcome {
+                    Ok(executed) => version = version.max(executed.version),
+                    Err(e) => return refused(core, &stream, e),
+                }
+            }
+            if let Some(flow) = flow {
+                // Noted once what the flow registered is in the log; a flow that closed
+                // meanwhile may have been handled without it, so what it registered goes now.
+                core.flows.bound(source, &instance);
+                if flow.is_cancelled() {
+                    unbind(core, source).await;
+                }
+            }
+            let read_back = core
+                .bindings
+                .current_with(&stream, version, |snapshot| {
+                    listed(snapshot, core.clock.now())
+                })
                 .await;
-            match outcome {
-                Ok(executed) => version = version.max(executed.version),
-                Err(e) => return refused(core, &stream, e),
-            }
-        }
-        if let Some(flow) = flow {
-            // Noted once what the flow registered is in the log; a flow that closed meanwhile
-            // may have been handled without it, so what it registered goes now.
-            core.flows.bound(source, &instance);
-            if flow.is_cancelled() {
-                unbind(core, source).await;
-            }
-        }
-        match core.bindings.current(&stream, version).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(%stream, error = %e, "cannot read registrations back");
-                return Reply::new(503).with(warning("registrations unavailable"));
+            match read_back {
+                Ok(contacts) => contacts,
+                Err(e) => {
+                    tracing::error!(%stream, error = %e, "cannot read registrations back");
+                    return Reply::new(503).with(warning("registrations unavailable"));
+                }
             }
         }
     };
-    let now = core.clock.now();
-    let mut reply = Reply::new(200);
-    for (contact, left) in live_contacts(&snapshot, now) {
-        reply = reply.with(Header::Contact(
-            format!("<{}>;expires={left}", contact.contact_uri).into(),
-        ));
-    }
-    reply
+    Reply::new(200).with_all(contacts)
+}
+
+/// The answer's `Contact` headers: every live binding of `snapshot` with its remaining lifetime.
+fn listed(snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<Header> {
+    live_contacts(snapshot, now)
+        .into_iter()
+        .map(|(contact, left)| {
+            Header::Contact(format!("<{}>;expires={left}", contact.contact_uri).into())
+        })
+        .collect()
 }
 
 /// Which extensions registered over each open SIP over WebSocket flow, by the browser's

@@ -206,6 +206,18 @@ impl<A: Aggregate> Follower<A> {
     /// the feed did not bring it, and only when no other caller is reading it: then it waits for
     /// that read.
     pub async fn current(&self, stream: &StreamId, at_least: u64) -> Result<Folded<A>, LogError> {
+        self.current_with(stream, at_least, Folded::clone).await
+    }
+
+    /// What `read` takes from the state [`current`](Self::current) would return, read in place:
+    /// a caller that needs a few fields of a large state copies only those. `read` runs under
+    /// the follower's lock, so it must be quick and must not block.
+    pub async fn current_with<T>(
+        &self,
+        stream: &StreamId,
+        at_least: u64,
+        read: impl FnOnce(&Folded<A>) -> T,
+    ) -> Result<T, LogError> {
         self.drain();
         let (gate, reads) = {
             let mut states = self.states();
@@ -213,7 +225,7 @@ impl<A: Aggregate> Follower<A> {
             // Followed from here on, so that what the feed brings during the read is noted.
             let f = followed(&mut states, stream);
             if f.in_step && f.folded.version >= at_least {
-                return Ok(f.folded.clone());
+                return Ok(read(&f.folded));
             }
             // A seed stands for the stream only while no append to it was issued (the actor
             // drops it first); one issued after this point is published later, so the feed
@@ -229,7 +241,7 @@ impl<A: Aggregate> Follower<A> {
                 f.folded = seed;
                 f.in_step = true;
                 f.reads += 1;
-                return Ok(f.folded.clone());
+                return Ok(read(&f.folded));
             }
             let gate = f.reading.get_or_insert_with(Default::default).clone();
             (gate, f.reads)
@@ -242,25 +254,23 @@ impl<A: Aggregate> Follower<A> {
             // A read stored while this caller waited ended after it asked: taken as its own.
             let read_meanwhile = f.reads > reads;
             if (f.in_step || read_meanwhile) && f.folded.version >= at_least {
-                let folded = f.folded.clone();
+                let taken = read(&f.folded);
                 release_gate(f);
-                return Ok(folded);
+                return Ok(taken);
             }
             f.folded.clone()
         };
-        let read = folded.catch_up(&*self.log, stream).await.map(|()| folded);
+        let caught_up = folded.catch_up(&*self.log, stream).await;
         let lagged = self.drain() != lags;
         if let Some(f) = self.states().get_mut(stream) {
-            if let Ok(folded) = &read
-                && f.folded.version <= folded.version
-            {
+            if caught_up.is_ok() && f.folded.version <= folded.version {
                 f.folded = folded.clone();
                 f.in_step = !lagged && f.missed <= folded.version;
                 f.reads += 1;
             }
             release_gate(f);
         }
-        read
+        caught_up.map(|()| read(&folded))
     }
 
     /// How many streams have a read gate (tests: gates go with their last holder).

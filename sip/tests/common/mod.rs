@@ -105,7 +105,7 @@ pub(crate) async fn start(config: SipConfig, secrets: Secrets) -> Harness {
     let baseline = log.head().await.unwrap();
     let mut accounts = StaticAccounts::from_directory(&loaded.tenants);
     if secrets == Secrets::WithSha256 {
-        for ((realm, user), account) in accounts.accounts_mut() {
+        for (realm, user, account) in accounts.accounts_mut() {
             let sha =
                 Ha1::from_password(DigestAlgorithm::Sha256, user, realm, &format!("sip-{user}"));
             account.secrets = account.secrets.clone().with(sha);
