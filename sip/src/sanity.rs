@@ -146,6 +146,12 @@ pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectK
     let text = std::str::from_utf8(head).map_err(|_| RejectKind::Malformed)?;
     let mut headers = 0usize;
     let mut ongoing = false;
+    // The value of the To header being read, continuation lines included: a tag may be folded
+    // onto a line of its own, and the parsed request would still carry it.
+    let mut to_value: Option<(usize, usize)> = None;
+    let to_tagged = |span: Option<(usize, usize)>| {
+        span.is_some_and(|(from, to)| crate::transport::header_tag(&text[from..to]).is_some())
+    };
     let mut at = 0;
     for (n, lf) in memchr::memchr_iter(b'\n', head).enumerate() {
         // Only CRLF line ends, no other control character but HT.
@@ -184,8 +190,12 @@ pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectK
             if n == 1 {
                 return Err(RejectKind::Malformed);
             }
+            if let Some((_, to)) = &mut to_value {
+                *to = line_at + line.len();
+            }
             continue;
         }
+        ongoing |= to_tagged(to_value.take());
         let Some(colon) = memchr::memchr(b':', line) else {
             return Err(RejectKind::Malformed);
         };
@@ -198,10 +208,10 @@ pub fn check_datagram(bytes: &[u8], limits: &Limits) -> Result<Datagram, RejectK
             return Err(RejectKind::TooLarge);
         }
         if !ongoing && (name.eq_ignore_ascii_case(b"To") || name.eq_ignore_ascii_case(b"t")) {
-            let value = &text[line_at + colon + 1..line_at + line.len()];
-            ongoing = crate::transport::header_tag(value).is_some();
+            to_value = Some((line_at + colon + 1, line_at + line.len()));
         }
     }
+    ongoing |= to_tagged(to_value);
     Ok(if ongoing {
         Datagram::Ongoing
     } else {
@@ -807,6 +817,17 @@ mod tests {
                 "INFO sip:1002@example.com SIP/2.0",
                 "t: \"Alice;tag=no\" <sip:1001@127.0.0.1>;TAG=ab12\r\n",
                 Datagram::Ongoing,
+            ),
+            // A tag folded onto a continuation line is the header's all the same.
+            (
+                "INVITE sip:1002@example.com SIP/2.0",
+                "To: <sip:1001@127.0.0.1>\r\n ;tag=ab12\r\n",
+                Datagram::Ongoing,
+            ),
+            (
+                "INVITE sip:1002@example.com SIP/2.0",
+                "To: <sip:1001@127.0.0.1>\r\n\t;x=1\r\n",
+                Datagram::Initial,
             ),
             ("ACK sip:1002@example.com SIP/2.0", to, Datagram::Ongoing),
             ("BYE sip:1002@example.com SIP/2.0", to, Datagram::Ongoing),

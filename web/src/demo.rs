@@ -392,11 +392,20 @@ impl Demo {
         // A stopped phone closes what it tells; its listener ends once it has counted the last
         // of it (the hang-ups of the stop itself), so the counters below are final.
         let listening = futures_util::future::join_all(self.listeners.iter_mut());
-        if tokio::time::timeout(Duration::from_secs(2), listening)
-            .await
-            .is_err()
-        {
-            tracing::warn!(target: "ledgerline::demo", "a demo phone did not stop; its last events are not counted");
+        match tokio::time::timeout(Duration::from_secs(2), listening).await {
+            Err(_) => {
+                tracing::warn!(target: "ledgerline::demo", "a demo phone did not stop; its last events are not counted");
+            }
+            Ok(ended) => {
+                // A listener that panicked counted nothing from then on: say so, once each.
+                for (phone, e) in ended
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| Some((i, r.err()?)))
+                {
+                    tracing::warn!(target: "ledgerline::demo", phone, error = %e, "a demo phone's listener failed; its events after that are not counted");
+                }
+            }
         }
         for t in self.listeners.iter().chain(&self.tasks) {
             t.abort();
