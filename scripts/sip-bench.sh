@@ -69,6 +69,8 @@ CALL_RATES="${CALL_RATES-500 750 1000 1250 1500 1750 2000 2500 3000}"
 HOLD="${HOLD:-0}"
 STEAL_MAX="${STEAL_MAX:-10}"
 RETRIES="${RETRIES:-2}"
+[[ "$STEAL_MAX" =~ ^[0-9]+([.][0-9]+)?$ && "$RETRIES" =~ ^[0-9]+$ ]] ||
+  { echo "STEAL_MAX must be a number and RETRIES a whole number" >&2; exit 2; }
 PORT="${PORT:-5080}"
 STORE_FLAGS="${STORE_FLAGS:-}"
 SERVER_CPU="${SERVER_CPU:-0}"
@@ -167,9 +169,11 @@ stop_kam() {
   "$KIT/bench.sh" kam-stop >&2
 }
 
-# Runs one bench.sh step; prints its summary lines and records "side kind rate clean line".
-step() {   # side kind rate
-  local side=$1 kind=$2 rate=$3 out
+# Runs one bench.sh step; prints its summary lines and records "side kind rate clean line",
+# the line ending in the attempt's number and the steal the kit saw. Returns 0 when clean, 2
+# when not clean under steal above STEAL_MAX (see the header), else 1.
+step() {   # side kind rate attempt
+  local side=$1 kind=$2 rate=$3 attempt=$4 out
   if [ "$kind" = reg-auth ]; then
     out=$("$KIT/bench.sh" reg-auth "$rate" "$SECS")
   else
@@ -194,11 +198,10 @@ else:
 print('yes' if good else 'no')
 PY
 )
-  echo "$side $kind $rate $clean $line" >> "$WORK/steps.txt"
-  [ "$clean" = yes ] && return 0
-  # Not clean: 2 when the machine was busy elsewhere (see the header), else 1.
   local steal; steal=$(echo "$out" | grep -oE 'steal%=[0-9.]+' | head -1 | cut -d= -f2 || true)
-  python3 -c "import sys; sys.exit(0 if float(sys.argv[1] or 0) > float(sys.argv[2]) else 1)" \
+  echo "$side $kind $rate $clean $line attempt=$attempt steal%=${steal:-?}" >> "$WORK/steps.txt"
+  [ "$clean" = yes ] && return 0
+  python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" \
     "${steal:-0}" "$STEAL_MAX" && return 2
   return 1
 }
@@ -206,24 +209,23 @@ PY
 # One step of `kind` at `rate` on `side`, on a server started afresh for it (ours: a new data
 # directory; kam: Kamailio restarted); fails when the step is not clean.
 step_on() {   # side kind rate
-  local side=$1 kind=$2 rate=$3 attempt result
+  local side=$1 kind=$2 rate=$3 attempt result=1
   # Each side's sipp files apart (bench.sh names them by kind and rate only), so a step of
   # Kamailio's does not overwrite the error files of ours at the same rate.
   export RESULTS="$WORK/results/$side"
   for attempt in $(seq 0 "$RETRIES"); do
     [ "$attempt" = 0 ] || echo "  [$side] again: the last step was not clean under steal above $STEAL_MAX %" >&2
-    result=0
     if [ "$side" = ours ]; then
       start_ours
       export TARGET="127.0.0.1:$PORT" SERVER_PIDS="$SERVER_PID"
-      step ours "$kind" "$rate" || result=$?
-      stop_ours
     else
       start_kam
       export TARGET=127.0.0.1:5070
       unset SERVER_PIDS
-      step kam "$kind" "$rate" || result=$?
     fi
+    result=0
+    step "$side" "$kind" "$rate" "$attempt" || result=$?
+    [ "$side" = ours ] && stop_ours
     [ "$result" = 2 ] || break
   done
   [ "$result" = 0 ]

@@ -30,7 +30,7 @@ use engine::extension::{ExtensionCommand, ExtensionRejection, RegisterContact};
 use engine::runtime::{Execute, ExecuteError, Instance};
 use events::ids::DeviceContactId;
 use events::model::{Transport as EventTransport, UnregisterReason};
-use events::{IdGen, StreamId};
+use events::{IdGen, LogError, StreamId};
 use rsipstack::platform::CancellationToken;
 use rsipstack::sip::headers::ToTypedHeader;
 use rsipstack::sip::{Header, HeadersExt, Request, Uri};
@@ -175,6 +175,7 @@ pub(crate) fn plan(
     ids: &dyn IdGen,
 ) -> Vec<ExtensionCommand> {
     let contacts = snapshot.state.contacts();
+    let source = device.source.to_string();
     match requested {
         Requested::Query => Vec::new(),
         Requested::RemoveAll if contacts.is_empty() => Vec::new(),
@@ -192,7 +193,7 @@ pub(crate) fn plan(
                     let left = (c.expires_at - now).num_seconds();
                     let unchanged = b.expires > 0
                         && c.transport == device.transport
-                        && c.source == device.source.to_string()
+                        && c.source == source
                         && c.user_agent == device.user_agent
                         && c.expires_secs == b.expires
                         && left.saturating_mul(2) >= i64::from(b.expires);
@@ -204,7 +205,7 @@ pub(crate) fn plan(
                     contact: DeviceContactId::from_uuid(ids.next_uuid()),
                     contact_uri: b.uri.clone(),
                     transport: device.transport,
-                    source: device.source.to_string(),
+                    source: source.clone(),
                     user_agent: device.user_agent.clone(),
                     expires_secs: b.expires,
                 }))
@@ -271,11 +272,11 @@ pub(crate) async fn register(
         source,
         user_agent,
     };
-    // Read in place: the plan and, when nothing changes, the answer's bindings, not a copy of
-    // the whole extension.
-    let now = core.clock.now();
+    // Read in place (a few microseconds under the follower's lock): the plan and, when nothing
+    // changes, the answer's bindings, not a copy of the whole extension.
     let first = core.bindings.current_with(&stream, 0, |snapshot| {
         snapshot.state.in_service().then(|| {
+            let now = core.clock.now();
             let commands = plan(&requested, snapshot, &device, now, &*core.ids);
             let listed = commands.is_empty().then(|| listed(snapshot, now));
             (snapshot.version, commands, listed)
@@ -284,10 +285,7 @@ pub(crate) async fn register(
     let (mut version, commands, listed_now) = match first.await {
         Ok(Some(first)) => first,
         Ok(None) => return Reply::new(404).with(warning("no such extension in service")),
-        Err(e) => {
-            tracing::error!(%stream, error = %e, "cannot read registrations");
-            return Reply::new(503).with(warning("registrations unavailable"));
-        }
+        Err(e) => return unavailable(&stream, &e, "cannot read registrations"),
     };
     let contacts = match listed_now {
         Some(contacts) => contacts,
@@ -318,14 +316,17 @@ pub(crate) async fn register(
                 .await;
             match read_back {
                 Ok(contacts) => contacts,
-                Err(e) => {
-                    tracing::error!(%stream, error = %e, "cannot read registrations back");
-                    return Reply::new(503).with(warning("registrations unavailable"));
-                }
+                Err(e) => return unavailable(&stream, &e, "cannot read registrations back"),
             }
         }
     };
     Reply::new(200).with_all(contacts)
+}
+
+/// The 503 of a REGISTER whose registrations cannot be read, logged with `what` failed.
+fn unavailable(stream: &StreamId, error: &LogError, what: &str) -> Reply {
+    tracing::error!(%stream, %error, "{what}");
+    Reply::new(503).with(warning("registrations unavailable"))
 }
 
 /// The answer's `Contact` headers: every live binding of `snapshot` with its remaining lifetime.

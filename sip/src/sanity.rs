@@ -842,6 +842,12 @@ mod tests {
             let text = with(start, to_line);
             assert_eq!(lane(&text), expected, "{text}");
         }
+        // The To header last, its tag on the head's last line.
+        let last = with("INVITE sip:1002@example.com SIP/2.0", "").replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Length: 0\r\nTo: <sip:1001@127.0.0.1>\r\n ;tag=ab12\r\n\r\n",
+        );
+        assert_eq!(lane(&last), Datagram::Ongoing, "{last}");
     }
 
     #[test]

@@ -398,12 +398,10 @@ impl Demo {
             }
             Ok(ended) => {
                 // A listener that panicked counted nothing from then on: say so, once each.
-                for (phone, e) in ended
-                    .into_iter()
-                    .enumerate()
-                    .filter_map(|(i, r)| Some((i, r.err()?)))
-                {
-                    tracing::warn!(target: "ledgerline::demo", phone, error = %e, "a demo phone's listener failed; its events after that are not counted");
+                for (member, ended) in self.shared.members.iter().zip(ended) {
+                    if let Err(e) = ended {
+                        tracing::warn!(target: "ledgerline::demo", extension = %member.extension, error = %e, "a demo phone's listener failed; its events after that are not counted");
+                    }
                 }
             }
         }

@@ -210,8 +210,9 @@ impl<A: Aggregate> Follower<A> {
     }
 
     /// What `read` takes from the state [`current`](Self::current) would return, read in place:
-    /// a caller that needs a few fields of a large state copies only those. `read` runs under
-    /// the follower's lock, so it must be quick and must not block.
+    /// a caller that needs a few fields of a large state copies only those. `read` may run under
+    /// the follower's lock (the one every stream and the feed share), so it must be quick and
+    /// must not block.
     pub async fn current_with<T>(
         &self,
         stream: &StreamId,
@@ -262,15 +263,17 @@ impl<A: Aggregate> Follower<A> {
         };
         let caught_up = folded.catch_up(&*self.log, stream).await;
         let lagged = self.drain() != lags;
+        // Taken from the read before it is stored, so that it is moved into place, not copied.
+        let taken = caught_up.map(|()| read(&folded));
         if let Some(f) = self.states().get_mut(stream) {
-            if caught_up.is_ok() && f.folded.version <= folded.version {
-                f.folded = folded.clone();
+            if taken.is_ok() && f.folded.version <= folded.version {
                 f.in_step = !lagged && f.missed <= folded.version;
+                f.folded = folded;
                 f.reads += 1;
             }
             release_gate(f);
         }
-        caught_up.map(|()| read(&folded))
+        taken
     }
 
     /// How many streams have a read gate (tests: gates go with their last holder).
