@@ -175,42 +175,44 @@ pub(crate) fn plan(
     ids: &dyn IdGen,
 ) -> Vec<ExtensionCommand> {
     let contacts = snapshot.state.contacts();
-    let source = device.source.to_string();
     match requested {
         Requested::Query => Vec::new(),
         Requested::RemoveAll if contacts.is_empty() => Vec::new(),
         Requested::RemoveAll => vec![ExtensionCommand::UnregisterAll {
             reason: UnregisterReason::Requested,
         }],
-        Requested::Bindings(bindings) => bindings
-            .iter()
-            .filter_map(|b| {
-                let existing = contacts.values().find(|c| c.contact_uri == b.uri);
-                if b.expires == 0 && existing.is_none() {
-                    return None;
-                }
-                if let Some(c) = existing {
-                    let left = (c.expires_at - now).num_seconds();
-                    let unchanged = b.expires > 0
-                        && c.transport == device.transport
-                        && c.source == source
-                        && c.user_agent == device.user_agent
-                        && c.expires_secs == b.expires
-                        && left.saturating_mul(2) >= i64::from(b.expires);
-                    if unchanged {
+        Requested::Bindings(bindings) => {
+            let source = device.source.to_string();
+            bindings
+                .iter()
+                .filter_map(|b| {
+                    let existing = contacts.values().find(|c| c.contact_uri == b.uri);
+                    if b.expires == 0 && existing.is_none() {
                         return None;
                     }
-                }
-                Some(ExtensionCommand::Register(RegisterContact {
-                    contact: DeviceContactId::from_uuid(ids.next_uuid()),
-                    contact_uri: b.uri.clone(),
-                    transport: device.transport,
-                    source: source.clone(),
-                    user_agent: device.user_agent.clone(),
-                    expires_secs: b.expires,
-                }))
-            })
-            .collect(),
+                    if let Some(c) = existing {
+                        let left = (c.expires_at - now).num_seconds();
+                        let unchanged = b.expires > 0
+                            && c.transport == device.transport
+                            && c.source == source
+                            && c.user_agent == device.user_agent
+                            && c.expires_secs == b.expires
+                            && left.saturating_mul(2) >= i64::from(b.expires);
+                        if unchanged {
+                            return None;
+                        }
+                    }
+                    Some(ExtensionCommand::Register(RegisterContact {
+                        contact: DeviceContactId::from_uuid(ids.next_uuid()),
+                        contact_uri: b.uri.clone(),
+                        transport: device.transport,
+                        source: source.clone(),
+                        user_agent: device.user_agent.clone(),
+                        expires_secs: b.expires,
+                    }))
+                })
+                .collect()
+        }
     }
 }
 
@@ -274,53 +276,59 @@ pub(crate) async fn register(
     };
     // Read in place (a few microseconds under the follower's lock): the plan and, when nothing
     // changes, the answer's bindings, not a copy of the whole extension.
-    let first = core.bindings.current_with(&stream, 0, |snapshot| {
+    let planned = core.bindings.current_with(&stream, 0, |snapshot| {
         snapshot.state.in_service().then(|| {
             let now = core.clock.now();
             let commands = plan(&requested, snapshot, &device, now, &*core.ids);
-            let listed = commands.is_empty().then(|| listed(snapshot, now));
-            (snapshot.version, commands, listed)
+            if commands.is_empty() {
+                Planned::Unchanged(listed(snapshot, now))
+            } else {
+                Planned::Changes(snapshot.version, commands)
+            }
         })
     });
-    let (mut version, commands, listed_now) = match first.await {
-        Ok(Some(first)) => first,
+    let (mut version, commands) = match planned.await {
+        Ok(Some(Planned::Changes(version, commands))) => (version, commands),
+        Ok(Some(Planned::Unchanged(contacts))) => return Reply::new(200).with_all(contacts),
         Ok(None) => return Reply::new(404).with(warning("no such extension in service")),
         Err(e) => return unavailable(&stream, &e, "cannot read registrations"),
     };
-    let contacts = match listed_now {
-        Some(contacts) => contacts,
-        None => {
-            for command in commands {
-                let outcome = core
-                    .extensions
-                    .try_execute(&instance, Execute::new(command))
-                    .await;
-                match outcome {
-                    Ok(executed) => version = version.max(executed.version),
-                    Err(e) => return refused(core, &stream, e),
-                }
-            }
-            if let Some(flow) = flow {
-                // Noted once what the flow registered is in the log; a flow that closed
-                // meanwhile may have been handled without it, so what it registered goes now.
-                core.flows.bound(source, &instance);
-                if flow.is_cancelled() {
-                    unbind(core, source).await;
-                }
-            }
-            let read_back = core
-                .bindings
-                .current_with(&stream, version, |snapshot| {
-                    listed(snapshot, core.clock.now())
-                })
-                .await;
-            match read_back {
-                Ok(contacts) => contacts,
-                Err(e) => return unavailable(&stream, &e, "cannot read registrations back"),
-            }
+    for command in commands {
+        let outcome = core
+            .extensions
+            .try_execute(&instance, Execute::new(command))
+            .await;
+        match outcome {
+            Ok(executed) => version = version.max(executed.version),
+            Err(e) => return refused(core, &stream, e),
         }
-    };
-    Reply::new(200).with_all(contacts)
+    }
+    if let Some(flow) = flow {
+        // Noted once what the flow registered is in the log; a flow that closed meanwhile may
+        // have been handled without it, so what it registered goes now.
+        core.flows.bound(source, &instance);
+        if flow.is_cancelled() {
+            unbind(core, source).await;
+        }
+    }
+    let read_back = core
+        .bindings
+        .current_with(&stream, version, |snapshot| {
+            listed(snapshot, core.clock.now())
+        })
+        .await;
+    match read_back {
+        Ok(contacts) => Reply::new(200).with_all(contacts),
+        Err(e) => unavailable(&stream, &e, "cannot read registrations back"),
+    }
+}
+
+/// What a REGISTER asks of an extension in service, as its first read found it.
+enum Planned {
+    /// Nothing to write: the answer's `Contact` headers.
+    Unchanged(Vec<Header>),
+    /// The commands to run, after the version read.
+    Changes(u64, Vec<ExtensionCommand>),
 }
 
 /// The 503 of a REGISTER whose registrations cannot be read, logged with `what` failed.

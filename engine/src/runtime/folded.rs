@@ -78,9 +78,9 @@ impl<A: Aggregate> Folded<A> {
 /// Read models of many streams of one aggregate kind, kept current from the registry's live feed
 /// ([`Registry::subscribe`](super::Registry::subscribe)) and caught up from the log only when the
 /// feed cannot vouch for them: a stream seen for the first time (unless a seed stands for it),
-/// a gap in its versions, or a lagging feed. The actor shell publishes a command's events before it replies, so once a
-/// command has completed, its events are in the feed: asking for the version it reported needs
-/// no read of the log.
+/// a gap in its versions, or a lagging feed. The actor shell publishes a command's events before
+/// it replies, so once a command has completed, its events are in the feed: asking for the
+/// version it reported needs no read of the log.
 ///
 /// A read of the log and the feed race: an event appended after the read and drained from the
 /// feed before the read is stored is folded into nothing. Each stream therefore remembers the
@@ -177,6 +177,7 @@ impl<A: Aggregate> Follower<A> {
 
     /// Follows the actors of `registry`: its live feed, and its seeds ([`Registry::seed`]) in
     /// place of the first read of a seeded stream.
+    ///
     /// Room is made for as many streams as there are seeds: when they all come at once (every
     /// phone registering after a restart), the map does not grow and move its entries meanwhile.
     pub fn of(registry: &Registry<A>) -> Self {
